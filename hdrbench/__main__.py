@@ -1,0 +1,5 @@
+import sys
+
+from hdrbench.cli import main
+
+sys.exit(main())

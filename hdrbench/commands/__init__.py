@@ -1,0 +1,1 @@
+"""One module per ``hdrbench`` sub-command; each exposes ``register(subparsers)``."""

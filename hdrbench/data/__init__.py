@@ -1,0 +1,1 @@
+"""hdrbench.data (see docs/architecture.md)."""

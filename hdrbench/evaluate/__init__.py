@@ -1,0 +1,1 @@
+"""hdrbench.evaluate (see docs/architecture.md)."""

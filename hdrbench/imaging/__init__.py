@@ -1,0 +1,1 @@
+"""hdrbench.imaging (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""hdrbench.losses (see docs/architecture.md)."""

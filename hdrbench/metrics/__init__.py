@@ -1,0 +1,1 @@
+"""hdrbench.metrics (see docs/architecture.md)."""

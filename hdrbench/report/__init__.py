@@ -1,0 +1,1 @@
+"""hdrbench.report (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Training: recipes, the trainer (DDP, AMP, checkpoints, exact resume) and training tasks."""

@@ -1,0 +1,50 @@
+"""Test configuration shared by every test module.
+
+Real data lives in ``../shared/data`` beside the repository (``HDRBENCH_SHARED_DATA`` overrides it).
+Tests read it through the :func:`shared_data` fixture only. Where it is absent the test is skipped
+with the reason, except under ``CI=true``, where a missing data folder is a failure: CI always has it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_data_root() -> Path:
+    env = os.environ.get("HDRBENCH_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ``../shared/data``; skips (fails in CI) when absent."""
+    root = _shared_data_root()
+    if not root.is_dir():
+        msg = f"real test data not found at {root} (set HDRBENCH_SHARED_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + "; CI must have it")
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    """Keep every test's caches, runs and results out of the user's folders and the repository."""
+    monkeypatch.setenv("HDRBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HDRBENCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HDRBENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("OPENCV_IO_ENABLE_OPENEXR", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.manual_seed(0)
