@@ -11,7 +11,6 @@ user's home directory:
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,20 +31,23 @@ def runs_dir() -> Path:
     return Path(os.environ.get("HDRBENCH_RUNS", "runs"))
 
 
-def _declaration_dir(package: str, repo_subdir: str) -> Path:
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _declaration_dir(package_subdir: str, repo_subdir: str) -> Path:
     # A source checkout reads the top-level folder directly; an installed wheel ships the same files
-    # as the data package ``package`` (see setup.py).
+    # inside the package as ``hdrbench/<package_subdir>`` (see setup.py).
     local = REPO_ROOT / repo_subdir
-    if local.is_dir():
+    if local.is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
         return local
-    return Path(str(resources.files(package)))
+    return PACKAGE_ROOT / package_subdir
 
 
 def recipes_dir() -> Path:
     """Folder of method recipes (``methods/*.toml``)."""
-    return _declaration_dir("hdrbench._recipes", "methods")
+    return _declaration_dir("_recipes", "methods")
 
 
 def cards_dir() -> Path:
     """Folder of dataset cards (``datasets/*.toml``)."""
-    return _declaration_dir("hdrbench._cards", "datasets")
+    return _declaration_dir("_cards", "datasets")
