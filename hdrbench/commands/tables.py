@@ -1,0 +1,45 @@
+"""``hdrbench tables`` and ``hdrbench report``: regenerate tables and figures from records only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tables", help="regenerate every table and figure from per-image records (never models)")
+    p.add_argument("--records", nargs="+", default=["results/records"],
+                   help="record CSV files or folders searched for records.csv / *.records.csv (default results/records)")
+    p.add_argument("--out", default="results", help="output folder (default results/)")
+    p.add_argument("--protocol", default="singlehdr", help="protocol used by the correlation study (default singlehdr)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.set_defaults(func=_tables)
+
+    r = sub.add_parser("report", help="tables plus the CRF-consistency study and qualitative grids")
+    r.add_argument("--records", nargs="+", default=["results/records"])
+    r.add_argument("--out", default="results")
+    r.add_argument("--protocol", default="singlehdr")
+    r.add_argument("--dataset", default=None, help="dataset for the CRF-consistency study (e.g. synthetic)")
+    r.add_argument("--root", default=None, help="dataset root for the CRF study")
+    r.add_argument("--limit", type=int, default=None, help="scenes in the CRF study")
+    r.set_defaults(func=_report)
+
+
+def _tables(args) -> int:
+    from hdrbench.report.build import build_tables
+
+    cmd = f"hdrbench tables --records {' '.join(args.records)} --out {args.out}"
+    written = build_tables(args.records, Path(args.out), protocol=args.protocol, command=cmd,
+                           figures_on=not args.no_figures)
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _report(args) -> int:
+    rc = _tables(args)
+    if args.dataset:
+        from hdrbench.report.crf_study import run_and_write
+
+        paths = run_and_write(args.dataset, root=args.root, limit=args.limit, out=Path(args.out))
+        print("crf study: " + ", ".join(str(p) for p in paths))
+    return rc

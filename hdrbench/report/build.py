@@ -1,0 +1,99 @@
+"""``hdrbench tables``: regenerate every table and figure from record files, and the index page.
+
+Outputs under ``out`` (default ``results/``):
+
+* ``tables/<name>.csv`` (machines; byte-identical when regenerated from the same records),
+  ``tables/<name>.md`` and ``tables/<name>.tex`` (people);
+* ``figures/correlation-<dataset>.png|pdf``;
+* ``README.md``: the index, with the command that regenerates everything.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from hdrbench.atomic import atomic_write_text
+from hdrbench.errors import InputError
+from hdrbench.report import correlation, figures, formats, tables
+from hdrbench.report.records_io import read_records
+
+TABLE_CAPTIONS = {
+    "stack_table": "Stack reconstruction (paper Table 2): relative EV+1 / EV-1, mean ± std over images.",
+    "ablation_table": "Ablation ladder (paper Table 3): HDR-VDP-2 Q and stack PSNR per step, with increments.",
+    "main_comparison": "Every method x dataset x HDR metric, per protocol.",
+    "protocol_sensitivity": "Rank of each method under HDR-VDP-2 per protocol (1 = best).",
+    "correlation_stats": "Correlation of per-image stack PSNR with HDR-VDP-2 Q (paper Fig. 5), 95 % bootstrap CIs.",
+    "failure_counts": "Rows and failed rows per method, dataset and target.",
+}
+
+
+def slug(text: str) -> str:
+    """File-name-safe form of a dataset name (``hdr-folder:/a/b`` -> ``hdr-folder-a-b``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "dataset"
+
+
+def write_table(df: pd.DataFrame, out: Path, name: str) -> list[Path]:
+    """Write ``df`` as CSV, Markdown and LaTeX under ``out/tables``."""
+    base = out / "tables" / name
+    atomic_write_text(base.with_suffix(".csv"), formats.to_csv_text(df))
+    caption = TABLE_CAPTIONS.get(name, name)
+    atomic_write_text(base.with_suffix(".md"), f"{caption}\n\n" + formats.to_markdown(df))
+    atomic_write_text(base.with_suffix(".tex"), formats.to_latex(df, caption=caption))
+    return [base.with_suffix(s) for s in (".csv", ".md", ".tex")]
+
+
+def build_tables(record_paths: Sequence[str | Path], out: str | Path, *, protocol: str = "singlehdr",
+                 command: str | None = None, figures_on: bool = True) -> dict[str, list[Path]]:
+    """Regenerate every table (and the correlation figure) from ``record_paths`` into ``out``.
+
+    Returns:
+        Output name -> written files.
+
+    Raises:
+        RecordSetError / InputError: for an empty, unreadable or mismatched record set.
+    """
+    out = Path(out)
+    df = read_records(record_paths)
+    written: dict[str, list[Path]] = {}
+    written["stack_table"] = write_table(tables.stack_table(df), out, "stack_table")
+    written["ablation_table"] = write_table(tables.ablation_table(df), out, "ablation_table")
+    written["main_comparison"] = write_table(tables.main_table(df), out, "main_comparison")
+    written["protocol_sensitivity"] = write_table(tables.protocol_sensitivity(df), out, "protocol_sensitivity")
+    written["failure_counts"] = write_table(tables.failure_counts(df), out, "failure_counts")
+    try:
+        points = correlation.study_points(df, protocol=protocol)
+    except InputError:
+        points = None
+    if points is not None and not points.empty:
+        stats = correlation.correlation_stats(points)
+        atomic_write_text(out / "tables" / "correlation_points.csv", formats.to_csv_text(points))
+        written["correlation_stats"] = write_table(stats, out, "correlation_stats")
+        if figures_on:
+            for dataset in sorted(points["dataset"].unique()):
+                fig, _ = figures.correlation_scatter(points, stats, dataset=dataset, protocol=protocol)
+                written[f"correlation-{slug(dataset)}"] = figures.save_figure(
+                    fig, out / "figures" / f"correlation-{slug(dataset)}"
+                )
+    write_index(out, written, command or f"hdrbench tables --records {' '.join(map(str, record_paths))} --out {out}")
+    return written
+
+
+def write_index(out: Path, written: dict[str, list[Path]], command: str) -> Path:
+    """The index page linking every output, with the command that regenerates them."""
+    lines = ["# hdrbench results", "", "Regenerate every table and figure below from the committed records with:", "",
+             "```bash", command, "```", ""]
+    extra = out / "INDEX-NOTES.md"
+    if extra.is_file():
+        lines += [extra.read_text(encoding="utf-8").rstrip(), ""]
+    lines += ["| output | files |", "|---|---|"]
+    for name, paths in written.items():
+        links = ", ".join(f"[{p.suffix.lstrip('.')}]({p.relative_to(out).as_posix()})" for p in paths)
+        desc = TABLE_CAPTIONS.get(name, name)
+        lines.append(f"| {desc} | {links} |")
+    path = out / "README.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,120 @@
+"""Matplotlib figures: the correlation scatter (Fig. 5), CRF consistency curves (Fig. 3) and qualitative
+grids (Figs. 6-7). Each function writes PNG and PDF and returns the figure's axes for tests to inspect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hdrbench.atomic import atomic_open  # noqa: E402
+
+STACK_LABELS = {"psnr": "stack PSNR (dB)", "ssim": "stack SSIM", "ms-ssim": "stack MS-SSIM"}
+HDR_LABELS = {"hdrvdp2": "HDR-VDP-2.2 Q", "pu21-psnr": "PU21-PSNR (dB)", "pu21-ssim": "PU21-SSIM"}
+
+
+def save_figure(fig, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Write ``fig`` as ``stem.<fmt>`` for each format, atomically; close it."""
+    paths = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        with atomic_open(path, "wb") as fh:
+            # Fixed metadata keeps regenerated PDFs/PNGs identical across runs.
+            meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+            fig.savefig(fh, format=fmt, dpi=150, bbox_inches="tight", metadata=meta)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def correlation_scatter(points: pd.DataFrame, stats: pd.DataFrame, *, dataset: str, stack_metric: str = "psnr",
+                        hdr_metric: str = "hdrvdp2", protocol: str = "singlehdr"):
+    """Scatter of per-image stack accuracy (x) against HDR quality (y), one series per method.
+
+    The legend carries each method's Pearson r and Spearman rho with their bootstrap 95 % intervals.
+    """
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    pts = points[points["dataset"] == dataset]
+    for method, g in pts.groupby("method", sort=True):
+        st = stats[(stats["dataset"] == dataset) & (stats["method"] == method)]
+        label = method
+        if not st.empty and pd.notna(st["pearson_r"].iloc[0]):
+            s = st.iloc[0]
+            label += (f" (r={s.pearson_r:.2f} [{s.pearson_lo:.2f}, {s.pearson_hi:.2f}], "
+                      f"ρ={s.spearman_rho:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}])")
+        ax.scatter(g["stack_value"], g["hdr_value"], s=18, alpha=0.8, label=label)
+    ax.set_xlabel(STACK_LABELS.get(stack_metric, stack_metric))
+    ax.set_ylabel(HDR_LABELS.get(hdr_metric, hdr_metric) + f" [{protocol}]")
+    ax.set_title(f"Stack accuracy vs HDR quality per image — {dataset}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return fig, ax
+
+
+def crf_curves(curves: pd.DataFrame, sigma: pd.DataFrame, *, dataset: str):
+    """One panel per estimator: every scene's normalised inverse CRF (green channel), sigma in the title.
+
+    Args:
+        curves: columns ``scene, estimator, channel, z, value`` (z = pixel value in [0, 1]).
+        sigma: columns ``estimator, sigma``.
+    """
+    estimators = list(dict.fromkeys(curves["estimator"]))
+    fig, axes = plt.subplots(1, len(estimators), figsize=(3.2 * len(estimators), 3.2), squeeze=False, sharey=True)
+    for ax, est in zip(axes[0], estimators):
+        sub = curves[(curves["estimator"] == est) & (curves["channel"] == 1)]
+        for scene, g in sub.groupby("scene", sort=True):
+            ax.plot(g["z"], g["value"], lw=0.8, alpha=0.7, label=str(scene))
+        s = sigma.loc[sigma["estimator"] == est, "sigma"]
+        ax.set_title(f"{est}\nσ = {float(s.iloc[0]):.4f}" if len(s) else est, fontsize=9)
+        ax.set_xlabel("pixel value Z (normalised)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("relative irradiance f⁻¹(Z) (normalised)")
+    fig.suptitle(f"Inverse CRF consistency across scenes — {dataset} (green channel)", fontsize=10)
+    return fig, axes[0]
+
+
+def qualitative_grid(images: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str], col_labels: Sequence[str],
+                     captions: Sequence[Sequence[str]], pmaps: Sequence[Sequence[np.ndarray | None]] | None = None):
+    """Grid of tone-mapped images (rows = scenes, columns = methods) with a caption under each.
+
+    Args:
+        images: rows x cols of (H, W, 3) arrays in [0, 1] (already tone mapped).
+        captions: rows x cols of strings (e.g. "Q = 57.3").
+        pmaps: optional rows x cols of (H, W) probability-of-detection maps in [0, 1], drawn in an extra
+            row under each scene.
+    """
+    n_rows, n_cols = len(images), len(col_labels)
+    per_scene = 2 if pmaps is not None else 1
+    fig, axes = plt.subplots(n_rows * per_scene, n_cols, figsize=(2.4 * n_cols, 2.5 * n_rows * per_scene),
+                             squeeze=False)
+    mappable = None
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax = axes[r * per_scene][c]
+            ax.imshow(np.clip(images[r][c], 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(captions[r][c], fontsize=8)
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=9)
+            if pmaps is not None:
+                pax = axes[r * per_scene + 1][c]
+                pm = pmaps[r][c]
+                if pm is not None:
+                    mappable = pax.imshow(pm, cmap="inferno", vmin=0, vmax=1)
+                pax.set_xticks([])
+                pax.set_yticks([])
+                if c == 0:
+                    pax.set_ylabel("P_map", fontsize=9)
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label="probability of detection")
+    return fig, axes
