@@ -32,10 +32,17 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    # Generated datasets are deterministic for their parameters (the cache folder name hashes them), so
+    # one cache per test session is safe and spares every test the generation time.
+    return tmp_path_factory.mktemp("hdrbench-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path, monkeypatch):
+def _isolated_dirs(tmp_path, monkeypatch, _session_cache):
     """Keep every test's caches, runs and results out of the user's folders and the repository."""
-    monkeypatch.setenv("HDRBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HDRBENCH_CACHE", str(_session_cache))
     monkeypatch.setenv("HDRBENCH_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("HDRBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("OPENCV_IO_ENABLE_OPENEXR", "1")

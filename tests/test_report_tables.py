@@ -85,7 +85,6 @@ def test_ablation_increments(tmp_path):
 
 
 def test_protocol_sensitivity_rank_moves(tmp_path):
-    pytest.importorskip("hdrbench.metrics.registry")
     _write(_records(np.random.default_rng(3)), tmp_path / "records.csv")
     t = tables.protocol_sensitivity(read_records([tmp_path / "records.csv"]))
     # Under singlehdr ladder-2 is better (+3); under display ladder-1 gets +5 and overtakes it.
@@ -110,7 +109,6 @@ def test_correlation_matches_scipy_and_ci_brackets(tmp_path):
 
 
 def test_build_is_byte_identical_and_writes_figures(tmp_path):
-    pytest.importorskip("hdrbench.metrics.registry")
     _write(_records(np.random.default_rng(5)), tmp_path / "records.csv")
     out1, out2 = tmp_path / "a", tmp_path / "b"
     w1 = build_tables([tmp_path / "records.csv"], out1)

@@ -21,6 +21,11 @@ def register(sub) -> None:
     r.add_argument("--dataset", default=None, help="dataset for the CRF-consistency study (e.g. synthetic)")
     r.add_argument("--root", default=None, help="dataset root for the CRF study")
     r.add_argument("--limit", type=int, default=None, help="scenes in the CRF study")
+    r.add_argument("--split", default="test", help="split of --dataset for the CRF study and the grids")
+    r.add_argument("--grid-scenes", nargs="+", default=None, metavar="SCENE",
+                   help="scenes of --dataset shown in the qualitative grid (rows)")
+    r.add_argument("--grid-runs", nargs="+", default=None, metavar="LABEL=RUN_DIR",
+                   help="columns of the qualitative grid: evaluation run folders saved with --save-hdr")
     r.set_defaults(func=_report)
 
 
@@ -40,6 +45,24 @@ def _report(args) -> int:
     if args.dataset:
         from hdrbench.report.crf_study import run_and_write
 
-        paths = run_and_write(args.dataset, root=args.root, limit=args.limit, out=Path(args.out))
+        paths = run_and_write(args.dataset, root=args.root, split=args.split, limit=args.limit, out=Path(args.out))
         print("crf study: " + ", ".join(str(p) for p in paths))
+    if args.grid_scenes or args.grid_runs:
+        from hdrbench.errors import InputError
+        from hdrbench.report.build import slug
+        from hdrbench.report.figures import save_figure
+        from hdrbench.report.qualitative import qualitative_grid_from_runs
+
+        if not (args.dataset and args.grid_scenes and args.grid_runs):
+            raise InputError("a qualitative grid needs --dataset, --grid-scenes and --grid-runs together")
+        runs = {}
+        for item in args.grid_runs:
+            label, sep, path = item.partition("=")
+            if not sep or not label or not path:
+                raise InputError(f"--grid-runs expects LABEL=RUN_DIR, got {item!r}")
+            runs[label] = path
+        fig, _ = qualitative_grid_from_runs(args.dataset, args.grid_scenes, runs, root=args.root, split=args.split,
+                                            protocol=args.protocol)
+        paths = save_figure(fig, Path(args.out) / "figures" / f"qualitative-{slug(args.dataset)}")
+        print("qualitative grid: " + ", ".join(str(p) for p in paths))
     return rc

@@ -53,11 +53,22 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
     return out
 
 
+def _has_record_header(path: Path) -> bool:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return True  # let the reader report the unreadable file
+    return header == list(COLUMNS)
+
+
 def read_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate record CSVs.
 
     Args:
-        paths: CSV files (folders are searched for ``records.csv`` and ``*.records.csv``).
+        paths: CSV files, or folders searched recursively for CSV files whose header is the record header
+            (``runs/*/records.csv``, ``results/records/<dataset>/<method>.csv``); other CSVs in a searched
+            folder (configurations, leaderboards) are ignored, while a file named explicitly must be a record file.
 
     Returns:
         One validated DataFrame with the record columns.
@@ -69,7 +80,7 @@ def read_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(p.rglob("records.csv")) + sorted(p.rglob("*.records.csv"))
+            files += [f for f in sorted(p.rglob("*.csv")) if _has_record_header(f)]
         elif p.is_file():
             files.append(p)
         else:

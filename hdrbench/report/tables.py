@@ -19,7 +19,7 @@ DIRECTIONS = {"EV+1": lambda ev: ev > 0, "EV-1": lambda ev: ev < 0}
 def _higher_is_better(metric: str) -> bool:
     from hdrbench.metrics.registry import get_metric
 
-    return bool(get_metric(metric).card.higher_is_better)
+    return bool(get_metric(metric).higher_is_better)
 
 
 def stack_table(df: pd.DataFrame, *, with_reported: bool = True) -> pd.DataFrame:
