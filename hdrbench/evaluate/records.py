@@ -1,8 +1,8 @@
 """The per-image record: the one data format that evaluation writes and reports read.
 
 A record set is tidy: one row per image x target x metric. ``target`` is ``"stack"`` for a generated
-exposure (``ev`` is its EV relative to the input, ``ev_step`` the recursion step it came from) and
-``"hdr"`` for the merged HDR image (``ev`` empty). Failures are rows too: ``value`` is NaN and
+exposure (``ev`` is its EV relative to the input) and ``"hdr"`` for the merged HDR image (``ev`` NaN,
+an empty field in CSV). Failures are rows too: ``value`` is NaN and
 ``error`` says why; aggregates count them (``n_failed``) rather than drop them.
 
 Tables and figures are regenerated from these rows alone, so every setting that changes a number is a
@@ -57,11 +57,11 @@ class Record:
         scene: scene identifier within the split.
         target: ``"stack"`` (one generated exposure) or ``"hdr"`` (the merged HDR image).
         ev: relative EV of the generated exposure (``target == "stack"``), NaN for ``"hdr"``.
-        metric: metric name from the metric registry (``psnr``, ``hdrvdp2-q`` ...).
+        metric: metric name from the metric registry (``psnr``, ``ssim``, ``hdrvdp2``, ``pu21-psnr`` ...).
         value: the metric value (float); NaN when ``error`` is set.
         protocol: scaling protocol name for HDR metrics (empty for stack metrics).
         protocol_version: the protocol's version string.
-        metric_version: the metric card's version string.
+        metric_version: the metric card's version string (``+win<k>`` appended when a smaller SSIM window was used).
         resolution: resolution policy, e.g. ``"256x256-lanczos"`` or ``"native"``.
         seed: evaluation seed (methods with test-time randomness, e.g. dropout).
         error: empty when the value is valid, else a one-line reason.

@@ -1,7 +1,7 @@
 """Qualitative grids (paper Figs. 6-7): tone-mapped HDR outputs side by side, Q and P_map under each.
 
-The grid reads HDR images that evaluations saved (``hdrbench evaluate --save-hdr``, which writes
-``<run>/hdr/<scene>.hdr``), never models. Each output is scored against the scene's reference HDR under the
+The grid reads HDR images that evaluations saved (``hdrbench evaluate --save-hdr [pfm|exr|hdr]``, which writes
+``<run>/hdr/<scene>.<format>``, lossless PFM by default), never models. Each output is scored against the scene's reference HDR under the
 chosen protocol so that the caption's Q and the probability-of-detection map come from the same call;
 the Q printed under an image therefore equals the record of that image in the run (same protocol, same
 metric), which :func:`qualitative_grid_from_runs` does not re-check but the tests do.
@@ -33,7 +33,7 @@ def _load_output(run_dir: Path, scene: str) -> torch.Tensor:
         if path.is_file():
             img = read_image(path).data
             return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].double()
-    raise InputError(f"{run_dir}: no saved HDR output for scene {scene!r} (expected {run_dir / 'hdr' / (scene + '.hdr')}); "
+    raise InputError(f"{run_dir}: no saved HDR output for scene {scene!r} (expected {run_dir / 'hdr' / scene}.pfm, .exr or .hdr); "
                      "evaluate with --save-hdr")
 
 

@@ -1,0 +1,71 @@
+"""``hdrbench evaluate``: run one method over one dataset split and write a run folder and leaderboard rows."""
+
+from __future__ import annotations
+
+
+def _options(pairs: list[str] | None, what: str) -> dict:
+    from hdrbench.errors import InputError
+
+    out: dict = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--{what}-option expects KEY=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a method on a dataset split (records, run folder, leaderboard)",
+                       description="Evaluate a method on a dataset split. Under torchrun the scenes are sharded "
+                                   "across ranks and rank 0 writes the run folder.")
+    p.add_argument("--method", required=True, help="method name (see 'hdrbench methods list')")
+    p.add_argument("--dataset", required=True, help="dataset name: synthetic, vds, hdr-eye, hdr-folder:PATH, "
+                                                    "stack-folder:PATH")
+    p.add_argument("--root", help="dataset root folder (vds, hdr-eye)")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
+    p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
+    p.add_argument("--resolution", help="resolution policy: native, 256x256-lanczos, 64 ... (default: the card's)")
+    p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")
+    p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
+    p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="dataset reader option, e.g. n_test=4 (repeatable)")
+    p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="method option, e.g. linearize=gamma2.2 (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="torch seed set before each scene (default: 0)")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not update results/leaderboard-<dataset>.csv")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--save-hdr", nargs="?", const="pfm", choices=("pfm", "exr", "hdr"), metavar="FORMAT",
+                   help="save each scene's scored HDR image as <run>/hdr/<scene>.<FORMAT> (pfm: lossless float32, "
+                        "the default; exr; hdr: Radiance RGBE)")
+    p.add_argument("--publish-records", action="store_true",
+                   help="also write the records to results/records/<dataset>/<method>.records.csv")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from hdrbench.evaluate.harness import evaluate
+
+    names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    path = evaluate(
+        args.method, args.dataset, split=args.split, limit=args.limit, protocol=args.protocol, device=args.device,
+        out=args.out, root=args.root, resolution=args.resolution,
+        dataset_options=_options(args.dataset_option, "dataset"), method_options=_options(args.method_option, "method"),
+        stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics), seed=args.seed,
+        progress=not args.no_progress, leaderboard=not args.no_leaderboard, publish=args.publish_records,
+        save_hdr=args.save_hdr,
+    )
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(path)
+    return 0

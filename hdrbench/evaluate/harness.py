@@ -1,0 +1,390 @@
+"""The evaluation harness: one method over one dataset split -> a run folder of per-image records.
+
+For every scene:
+
+1. the input is the EV 0 image of the ground-truth stack (or the dataset's LDR image);
+2. stack methods generate the stack at the dataset's EVs (EV -3..+3: three steps up, three down); each
+   generated EV is scored against the ground-truth image at the same EV with PSNR, SSIM and MS-SSIM
+   (``data_range=1``); the seven images are merged by the synthesis layer (Debevec-Malik inverse CRF
+   estimated from the predicted stack, or the method's own curve, Deb97 weights, log merge, t = 2^EV);
+   direct methods return HDR themselves;
+3. the HDR image is scored against the dataset's ground-truth HDR (or, when the dataset has none, the
+   ground-truth stack merged the same way: recorded as ``hdr_reference`` in the configuration) with the
+   HDR metrics under the named protocol (default ``singlehdr``).
+
+Small images: SSIM needs a side >= 11 px and MS-SSIM > 160 px with the standard 11-px window. The harness
+lets the metrics shrink the window to the largest odd size that fits and records it in the row's
+``metric_version`` (``"1+win7"``); rows without a suffix used the standard window.
+
+Failures are data: a scene that cannot be read, a method that raises, a NaN/Inf prediction or metric becomes
+rows with ``error`` set (value NaN), one for every (target, EV, metric) the scene would have produced.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from hdrbench import __version__
+from hdrbench.data.base import Dataset, Scene, get_dataset
+from hdrbench.data.check import check_dataset
+from hdrbench.errors import DatasetError, InputError
+from hdrbench.evaluate import distributed
+from hdrbench.evaluate.methods import Method, SceneContext, get_method
+from hdrbench.evaluate.records import Record
+from hdrbench.evaluate.runs import environment, new_run
+
+STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
+HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
+#: Synthesis-layer settings used for every merge (the paper's: Deb97 weights, log merge).
+MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}
+STANDARD_WINDOW = 11
+#: File formats ``save_hdr`` can write (see :func:`evaluate`).
+SAVE_HDR_FORMATS: tuple[str, ...] = ("pfm", "exr", "hdr")
+
+
+def _save_hdr(path: Path, hdr: torch.Tensor) -> None:
+    """Write a (1, 3, H, W) linear HDR image (atomically, through the imaging layer)."""
+    from hdrbench.imaging.io import write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, hdr[0].detach().float().permute(1, 2, 0).cpu().numpy())
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+
+
+class _SceneScorer:
+    """Scores one scene; every method call and metric is isolated so that one failure costs only its rows."""
+
+    def __init__(self, method: Method, evs: list[float], protocol, stack_metrics: Sequence[str],
+                 hdr_metrics: Sequence[str], device: torch.device) -> None:
+        from hdrbench.metrics.registry import get_metric
+
+        self.method = method
+        self.evs = evs
+        self.protocol = protocol
+        self.stack_metrics = list(stack_metrics)
+        self.hdr_metrics = list(hdr_metrics)
+        self.device = device
+        self.versions = {m: get_metric(m).version for m in self.stack_metrics + self.hdr_metrics}
+        self.hdr_reference_used: set[str] = set()
+        #: The HDR image scored for the last scene, (1, 3, H, W) on the device, or None when there was none.
+        self.last_hdr: torch.Tensor | None = None
+
+    # rows are (target, ev, metric, value, error, metric_version)
+    def expected(self, evs: list[float] | None = None) -> list[tuple[str, float, str]]:
+        """The (target, EV, metric) rows a scene produces; ``evs`` defaults to the dataset's EVs."""
+        rows = []
+        if self.method.kind == "stack":
+            rows += [("stack", ev, m) for ev in (self.evs if evs is None else evs) if ev != 0
+                     for m in self.stack_metrics]
+        rows += [("hdr", math.nan, m) for m in self.hdr_metrics]
+        return rows
+
+    def failed(self, error: str, only: str | None = None, evs: list[float] | None = None) -> list[tuple]:
+        return [(t, ev, m, math.nan, error, self.versions[m]) for t, ev, m in self.expected(evs)
+                if only is None or t == only]
+
+    def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
+        from hdrbench.imaging.synthesis import merge_stack
+
+        times = torch.tensor([2.0**e for e in evs], dtype=torch.float64, device=stack.device)
+        return merge_stack(stack, times, inverse_crf=inverse_crf, **MERGE_SETTINGS)
+
+    def score(self, scene: Scene) -> list[tuple]:
+        from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics
+
+        dev = self.device
+        self.last_hdr = None
+        gt_stack = scene.stack[None].to(dev) if scene.stack is not None else None
+        scene_evs = [float(e) for e in scene.evs]
+        ldr = scene.input[None].to(dev)
+        cache: dict[str, Any] = {}
+
+        def gt_merge():
+            if "gt" not in cache:
+                if gt_stack is None:
+                    raise InputError(f"scene {scene.name} has no ground-truth stack to merge")
+                cache["gt"] = self._merge(gt_stack, scene_evs, "debevec")
+            return cache["gt"]
+
+        context = SceneContext(scene=scene.name, evs=scene_evs, stack=gt_stack,
+                               reference_inverse_crf=lambda: gt_merge().inverse_crf.detach())
+        rows: list[tuple] = []
+        try:
+            if self.method.uses_context:
+                self.method.prepare(context)
+            with torch.inference_mode():
+                if self.method.kind == "stack":
+                    pred_stack = self.method.predict_stack(ldr, scene_evs)
+                    want = (1, len(scene_evs), 3) + tuple(ldr.shape[-2:])
+                    if tuple(pred_stack.shape) != want:
+                        raise InputError(f"predict_stack returned shape {tuple(pred_stack.shape)}, expected {want}")
+                    if not torch.isfinite(pred_stack).all():
+                        raise InputError("predicted stack contains NaN or Inf")
+                    pred_stack = pred_stack.clamp(0.0, 1.0)
+                else:
+                    pred_hdr = self.method.predict_hdr(ldr)
+        except Exception as exc:
+            return self.failed(_err(exc), evs=scene_evs)
+
+        if self.method.kind == "stack":
+            for ev in scene_evs:
+                if ev == 0:
+                    continue
+                i = scene_evs.index(ev)
+                for m in self.stack_metrics:
+                    if gt_stack is None:
+                        rows.append(("stack", ev, m, math.nan, "dataset has no ground-truth stack", self.versions[m]))
+                        continue
+                    rows.append(self._one_ldr(compute_ldr_metrics, pred_stack[:, i], gt_stack[:, i], ev, m))
+            try:
+                inverse = "debevec" if self.method.merge_crf == "estimate" else self.method.inverse_crf()
+                with torch.inference_mode():
+                    pred_hdr = self._merge(pred_stack, scene_evs, inverse).hdr
+            except Exception as exc:
+                return rows + self.failed("merge failed: " + _err(exc), only="hdr")
+
+        try:
+            if tuple(pred_hdr.shape) != (1, 3) + tuple(ldr.shape[-2:]):
+                raise InputError(f"HDR prediction has shape {tuple(pred_hdr.shape)}, expected (1, 3, H, W)")
+            if not torch.isfinite(pred_hdr).all():
+                raise InputError("HDR prediction contains NaN or Inf")
+            if scene.hdr is not None:
+                ref = scene.hdr[None].to(dev)
+                self.hdr_reference_used.add("dataset")
+            else:
+                ref = gt_merge().hdr
+                self.hdr_reference_used.add("gt-stack-merged")
+            pred_hdr = pred_hdr.clamp_min(0.0).to(ref.dtype)
+        except Exception as exc:
+            return rows + self.failed(_err(exc), only="hdr")
+        self.last_hdr = pred_hdr
+        for m in self.hdr_metrics:
+            rows.append(self._one_hdr(compute_hdr_metrics, pred_hdr, ref, m))
+        return rows
+
+    def _version(self, metric: str, details: dict) -> str:
+        win = details.get("windows", {}).get(metric)
+        v = self.versions[metric]
+        return v if win in (None, STANDARD_WINDOW) else f"{v}+win{win}"
+
+    def _one_ldr(self, fn, test, ref, ev, metric) -> tuple:
+        details: dict = {}
+        try:
+            val = float(fn(test, ref, metrics=[metric], allow_small_window=True, details=details)[metric][0])
+        except Exception as exc:
+            return ("stack", ev, metric, math.nan, _err(exc), self.versions[metric])
+        err = "metric returned NaN" if math.isnan(val) else ""
+        return ("stack", ev, metric, val, err, self._version(metric, details))
+
+    def _one_hdr(self, fn, test, ref, metric) -> tuple:
+        details: dict = {}
+        try:
+            val = float(fn(test, ref, protocol=self.protocol, metrics=[metric], allow_small_window=True,
+                           details=details)[metric][0])
+        except Exception as exc:
+            return ("hdr", math.nan, metric, math.nan, _err(exc), self.versions[metric])
+        err = "metric returned NaN" if math.isnan(val) else ""
+        return ("hdr", math.nan, metric, val, err, self._version(metric, details))
+
+
+def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test", limit: int | None = None,
+             protocol: str = "singlehdr", device: str = "cpu", out: str | Path | None = None,
+             root: str | Path | None = None, resolution: Any = None, dataset_options: dict | None = None,
+             method_options: dict | None = None, stack_metrics: Sequence[str] = STACK_METRICS,
+             hdr_metrics: Sequence[str] = HDR_METRICS, seed: int = 0, progress: bool = False,
+             leaderboard: bool = True, results: str | Path | None = None, publish: bool = False,
+             save_hdr: str | None = None) -> Path:
+    """Evaluate a method on a dataset split and write a run folder (and update the leaderboard).
+
+    Under ``torchrun`` the scenes are sharded across ranks and the records gathered on rank 0, which alone
+    writes; every rank returns the run folder's path.
+
+    Args:
+        method: a method name (training-free or recipe) or a :class:`Method`.
+        dataset: a dataset name (``synthetic``, ``vds``, ``hdr-folder:<path>``...) or a :class:`Dataset`.
+        split: split to evaluate.
+        limit: evaluate only the first ``limit`` scenes of the split (sorted order).
+        protocol: HDR scaling protocol name (``singlehdr``, ``display``, ``hanji2022``...).
+        device: ``cpu`` or ``cuda`` (``cuda:N``).
+        out: parent folder of the run folder (default ``runs/``).
+        root, resolution, dataset_options: passed to :func:`hdrbench.data.get_dataset` for a dataset name.
+        method_options: passed to :func:`hdrbench.evaluate.methods.get_method` for a method name.
+        stack_metrics, hdr_metrics: metric names (metric registry).
+        seed: torch seed set before each scene (methods with test-time randomness); recorded.
+        progress: show a tqdm bar (rank 0).
+        leaderboard: update ``results/leaderboard-<dataset>.csv``.
+        results: results folder for the leaderboard (default :func:`hdrbench.paths.results_dir`).
+        save_hdr: also save each scene's scored HDR image as ``<run>/hdr/<scene>.<save_hdr>`` (``"pfm"``: float32,
+            lossless, so re-scoring the file reproduces the record; ``"exr"``: float32; ``"hdr"``: Radiance RGBE,
+            about 1 % precision). Each rank writes the scenes it evaluated. None saves nothing.
+        publish: also copy the records to ``<results>/records/<dataset slug>/<method>.records.csv`` (replacing
+            the method's previous file there): the committed record set the report layer reads.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        DatasetError: the dataset check found problems (all listed, with the expected layout) or the split is empty.
+        UnknownNameError, InputError: bad method, dataset, protocol or metric names/options.
+    """
+    from hdrbench.metrics.protocols import get_protocol
+    from hdrbench.metrics.registry import get_metric
+
+    ranks = distributed.setup()
+    try:
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise InputError("device 'cuda' requested but CUDA is not available")
+            if dev.index is None and ranks.world > 1:
+                dev = torch.device("cuda", ranks.rank % torch.cuda.device_count())
+        proto = get_protocol(protocol)
+        if save_hdr is not None and save_hdr not in SAVE_HDR_FORMATS:
+            raise InputError(f"save_hdr must be one of {SAVE_HDR_FORMATS}, got {save_hdr!r}")
+        for m in list(stack_metrics) + list(hdr_metrics):
+            get_metric(m)
+        ds = dataset if isinstance(dataset, Dataset) else get_dataset(
+            dataset, root=root, resolution=resolution, **(dataset_options or {}))
+        names = ds.scenes(split)
+        if limit is not None:
+            if limit < 1:
+                raise InputError(f"limit must be >= 1, got {limit}")
+            names = names[:limit]
+        if not names:
+            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty; expected layout:\n"
+                               f"{ds.expected_layout()}")
+
+        # The check runs once (rank 0), before anything is computed: a broken dataset fails here, whole.
+        problems = [str(p) for p in check_dataset(ds, split=split, scenes=names)] if ranks.is_main else None
+        problems = distributed.broadcast(problems, ranks)
+        if problems:
+            raise DatasetError(f"dataset {ds.name!r} failed its check:\n" + "\n".join(problems[:50])
+                               + ("\n..." if len(problems) > 50 else "")
+                               + f"\nexpected layout:\n{ds.expected_layout()}")
+
+        meth = method if isinstance(method, Method) else get_method(method, dataset=ds.name, device=str(dev),
+                                                                    **(method_options or {}))
+        run_info = None
+        if ranks.is_main:
+            run = new_run(meth.name, ds.slug, out=out)
+            run_info = (str(run.path), run.run_id, run.started)
+        run_path, run_id, started = distributed.broadcast(run_info, ranks)
+
+        scorer = _SceneScorer(meth, ds.evs, proto, stack_metrics, hdr_metrics, dev)
+        mine = distributed.shard(names, ranks)
+        local: list[tuple[int, list[tuple], str]] = []
+        bar = None
+        if progress and ranks.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(mine), desc=f"{meth.name} on {ds.name} ({split})", unit="scene", file=sys.stderr)
+        t0 = time.perf_counter()
+        for idx, name in mine:
+            torch.manual_seed(seed)
+            try:
+                scene = ds.load(split, name)
+            except Exception as exc:
+                local.append((idx, scorer.failed("could not load scene: " + _err(exc)), traceback.format_exc()))
+            else:
+                local.append((idx, scorer.score(scene), ""))
+                if save_hdr is not None and scorer.last_hdr is not None:
+                    _save_hdr(Path(run_path) / "hdr" / f"{name}.{save_hdr}", scorer.last_hdr)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        gathered = distributed.gather((local, sorted(scorer.hdr_reference_used), time.perf_counter() - t0), ranks)
+        if not ranks.is_main:
+            return Path(run_path)
+
+        results_by_index: dict[int, tuple] = {}
+        refs: set[str] = set()
+        for part, used, _ in gathered:
+            refs.update(used)
+            for idx, rows, tb in part:
+                results_by_index[idx] = (rows, tb)
+        records = []
+        for idx, name in enumerate(names):
+            rows, _ = results_by_index[idx]
+            for target, ev, metric, value, error, mversion in rows:
+                is_hdr = target == "hdr"
+                records.append(Record(
+                    run_id=run_id, method=meth.name, recipe_hash=meth.recipe_hash, dataset=ds.name, split=split,
+                    scene=name, target=target, ev=ev, metric=metric, value=value, error=error,
+                    protocol=proto.name if is_hdr else "", protocol_version=proto.version if is_hdr else "",
+                    metric_version=mversion, resolution=ds.resolution.policy, seed=seed,
+                    hdrbench_version=__version__, torch_version=torch.__version__, timestamp=started,
+                ).as_row())
+
+        from hdrbench.evaluate.runs import Run
+
+        run = Run(path=Path(run_path), run_id=run_id, started=started)
+        log = run.logger()
+        config = {
+            "run_id": run_id, "method": meth.config(), "dataset": ds.describe(), "split": split, "limit": limit,
+            "scenes": names, "protocol": {"name": proto.name, "version": proto.version,
+                                          "parameters": proto.parameters()},
+            "stack_metrics": {m: get_metric(m).version for m in stack_metrics},
+            "hdr_metrics": {m: get_metric(m).version for m in hdr_metrics},
+            "merge": {**MERGE_SETTINGS, "exposure_times": "2**EV", "inverse_crf": meth.merge_crf},
+            "hdr_reference": sorted(refs) or ["dataset"],
+            "small_window_policy": "largest odd window that fits; recorded as '+win<k>' in metric_version",
+            "device": str(dev), "world_size": ranks.world, "seed": seed, "resolution": ds.resolution.policy,
+            "saved_hdr": f"hdr/<scene>.{save_hdr}" if save_hdr else None,
+            "command": sys.argv,
+        }
+        run.write_json("config.json", config)
+        run.write_json("environment.json", environment(str(dev)))
+        run.write_records(records)
+        n_err = sum(1 for r in records if r["error"])
+        log.info("evaluated %s on %s/%s: %d scenes, %d records, %d failed, %d ranks", meth.name, ds.name, split,
+                 len(names), len(records), n_err, ranks.world)
+        for idx, name in enumerate(names):
+            rows, tb = results_by_index[idx]
+            errs = sorted({r[4] for r in rows if r[4]})
+            for e in errs:
+                log.warning("scene %s: %s", name, e)
+            if tb:
+                log.warning("scene %s traceback:\n%s", name, tb)
+        if leaderboard:
+            from hdrbench.evaluate.leaderboard import update_leaderboard
+
+            lb = update_leaderboard(records, dataset=ds.name, results=results)
+            log.info("leaderboard updated: %s", lb)
+        if publish:
+            published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results)
+            log.info("records published: %s", published)
+        run.close()
+        return run.path
+    finally:
+        distributed.teardown(ranks)
+
+
+def published_records_path(dataset_slug: str, method: str, results: str | Path | None = None) -> Path:
+    """``<results>/records/<dataset slug>/<method>.records.csv``.
+
+    The ``.records.csv`` suffix is what :func:`hdrbench.report.records_io.read_records` collects when given a
+    folder, so ``hdrbench tables --records results/records`` reads every published file.
+    """
+    from hdrbench.evaluate.runs import _safe
+    from hdrbench.paths import results_dir
+
+    return Path(results or results_dir()) / "records" / dataset_slug / f"{_safe(method)}.records.csv"
+
+
+def publish_records(records: list[dict], *, dataset_slug: str, method: str,
+                    results: str | Path | None = None) -> Path:
+    """Write one run's records to the published record set (atomically; replaces the method's older file)."""
+    from hdrbench.evaluate.runs import write_records_csv
+
+    return write_records_csv(published_records_path(dataset_slug, method, results), records)
