@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# Before torch loads OpenMP: idle threads sleep instead of spin-waiting. Tests that start torchrun workers
+# put more threads than cores on a 2-core machine, and spinning threads then slow every process tenfold.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

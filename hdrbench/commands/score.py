@@ -1,0 +1,307 @@
+"""``hdrbench score``: score one test image against a reference (HDR-VDP-2, PU21, stack metrics).
+
+    hdrbench score --test pred.hdr --reference gt.exr                       # singlehdr protocol, 30 ppd
+    hdrbench score --test pred.pfm --reference gt.hdr --protocol display --display 21,1 --json
+    hdrbench score --test pred.hdr --reference gt.hdr --pmap pmap.png        # probability-of-detection map
+
+Linear HDR files (.hdr, .exr, .pfm, float TIFF) are scaled to cd/m^2 by the protocol and scored with the
+HDR metrics (default ``hdrvdp2,pu21-psnr,pu21-ssim``, plus ``pu21-msssim`` when min(H, W) > 160).
+Display-referred files (8/16-bit PNG, TIFF, JPEG) are scored with the stack metrics on their [0, 1] code
+values (default ``psnr,ssim``, plus ``ms-ssim`` when min(H, W) > 160). Stack metrics are refused on HDR files:
+they have no defined LDR view there; their HDR counterparts are the PU21 metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+#: Default metric lists; the MS-SSIM variant joins them only when the image has room for its five scales.
+HDR_DEFAULT = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
+LDR_DEFAULT = ("psnr", "ssim")
+MS_SSIM_MIN_SIDE = 161
+#: Width in pixels of the colour-bar panel to the right of the map in ``--pmap`` output.
+PMAP_BAR_WIDTH = 100
+#: Minimum height in pixels of the ``--pmap`` output (room for the colour-bar labels on small images).
+PMAP_MIN_HEIGHT = 160
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a test image against a reference (HDR-VDP-2, PU21, PSNR/SSIM)",
+        description="Score one test image against a reference. Linear HDR files (.hdr, .exr, .pfm, float TIFF) are"
+        " scaled to cd/m^2 by a protocol and scored with HDR-VDP-2 and the PU21 metrics; display-referred files"
+        " (8/16-bit PNG, TIFF, JPEG) with PSNR/SSIM/MS-SSIM on their [0, 1] values. Stack metrics are refused on"
+        " HDR files (no defined LDR view): use pu21-psnr, pu21-ssim, pu21-msssim there.",
+        epilog="Protocols: singlehdr (default; 30 ppd), display (peak 4000 cd/m^2; 21-inch display at 1 m), absolute"
+        " (inputs in cd/m^2; give --ppd), hanji2022; metric cards and protocol numbers: docs/metrics.md.",
+    )
+    p.add_argument("--test", required=True, help="test (distorted / reconstructed) image file")
+    p.add_argument("--reference", required=True, help="reference image file of the same size")
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated metric names (see `hdrbench.metrics.list_metrics()`); default depends on the input"
+        " kind (HDR: hdrvdp2,pu21-psnr,pu21-ssim[,pu21-msssim]; display-referred: psnr,ssim[,ms-ssim])",
+    )
+    p.add_argument("--protocol", default="singlehdr", help="scaling protocol for HDR inputs (default: singlehdr)")
+    p.add_argument(
+        "--crf-correction", action="store_true", help="follow the protocol with Hanji et al. 2022's correction"
+    )
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--ppd", type=float, default=None, help="pixels per degree for HDR-VDP (default: the protocol's)")
+    view.add_argument(
+        "--display",
+        default=None,
+        metavar="DIAGONAL_IN,DISTANCE_M",
+        help="compute ppd from a display diagonal in inches and a viewing distance in metres, e.g. 21,1",
+    )
+    p.add_argument("--color-encoding", default="rgb-bt.709", choices=("rgb-bt.709", "luminance"))
+    p.add_argument(
+        "--allow-small-window",
+        action="store_true",
+        help="let SSIM/MS-SSIM use a smaller window on small images (the window used is reported)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    p.add_argument("--pmap", default=None, metavar="OUT.png", help="write the HDR-VDP probability-of-detection map")
+    p.set_defaults(func=run)
+
+
+def _parse_display(text: str) -> tuple[float, float]:
+    from hdrbench.errors import InputError
+
+    parts = text.split(",")
+    try:
+        diag, dist = (float(v) for v in parts)
+    except ValueError:
+        raise InputError(f"--display: expected DIAGONAL_IN,DISTANCE_M (e.g. 21,1), got {text!r}") from None
+    if not (diag > 0 and dist > 0 and math.isfinite(diag) and math.isfinite(dist)):
+        raise InputError(f"--display: diagonal and distance must be finite and > 0, got {text!r}")
+    return diag, dist
+
+
+def _load(path: str):
+    """Read an image with the suite's reader: returns (tensor (1, 3, H, W) float64, LoadedImage)."""
+    import numpy as np
+    import torch
+
+    from hdrbench.imaging.io import read_image
+
+    img = read_image(path)
+    data = np.ascontiguousarray(img.data.transpose(2, 0, 1)).astype(np.float64)
+    return torch.from_numpy(data)[None], img
+
+
+def _check_hdr_file(option: str, path: str, x) -> None:
+    """Refuse a linear HDR file with NaN/Inf, negative or all-zero pixels, naming the option and the file."""
+    from hdrbench.metrics.checks import check_image, check_nonnegative, check_not_all_zero
+
+    name = f"{option} {path}"
+    check_image(x, name, channels=None)
+    check_nonnegative(x, name)
+    check_not_all_zero(x, name)
+
+
+def _json_number(v: float) -> float | str:
+    # JSON has no inf/nan; PSNR of identical images is +inf, written as the string "inf".
+    return v if math.isfinite(v) else str(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hdrbench import __version__
+    from hdrbench.errors import InputError
+    from hdrbench.metrics import protocols as proto_mod
+    from hdrbench.metrics.pu21 import rgb_to_luminance
+    from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics, get_metric
+
+    test, test_img = _load(args.test)
+    ref, ref_img = _load(args.reference)
+    if test.shape != ref.shape:
+        raise InputError(
+            f"--test {args.test} is {test.shape[-1]}x{test.shape[-2]} but --reference {args.reference} is"
+            f" {ref.shape[-1]}x{ref.shape[-2]} (width x height); the images must be the same size"
+        )
+    if test_img.encoding != ref_img.encoding:
+        raise InputError(
+            f"--test {args.test} is {test_img.encoding} ({test_img.format}) but --reference {args.reference} is"
+            f" {ref_img.encoding} ({ref_img.format}); score two linear HDR files or two display-referred files"
+        )
+    height, width = test.shape[-2:]
+    hdr = test_img.encoding == "linear"
+    if hdr:
+        _check_hdr_file("--test", args.test, test)
+        _check_hdr_file("--reference", args.reference, ref)
+    if args.metrics:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    else:
+        metrics = list(HDR_DEFAULT if hdr else LDR_DEFAULT)
+        if min(height, width) >= MS_SSIM_MIN_SIDE:
+            metrics.append("pu21-msssim" if hdr else "ms-ssim")
+    for m in metrics:
+        get_metric(m)  # unknown names fail here, with did-you-mean
+    if args.pmap and "hdrvdp2" not in metrics and "hdrvdp2-pdet" not in metrics:
+        metrics.append("hdrvdp2")
+
+    details: dict = {}
+    protocol = None
+    if hdr:
+        protocol = proto_mod.get_protocol(args.protocol, crf_correction=args.crf_correction)
+        if args.color_encoding == "luminance":
+            test, ref = rgb_to_luminance(test), rgb_to_luminance(ref)
+        ppd = args.ppd
+        if args.display:
+            from hdrbench.metrics.hdrvdp2 import pix_per_deg
+
+            diag, dist = _parse_display(args.display)
+            ppd = float(pix_per_deg(diag, (width, height), dist))
+        values = compute_hdr_metrics(
+            test, ref, protocol=protocol, metrics=metrics, ppd=ppd, color_encoding=args.color_encoding,
+            allow_small_window=args.allow_small_window, details=details,
+        )
+    else:
+        if args.pmap:
+            raise InputError("--pmap needs linear HDR inputs (HDR-VDP-2 is not run on display-referred files)")
+        values = compute_ldr_metrics(
+            test, ref, metrics=metrics, allow_small_window=args.allow_small_window, details=details
+        )
+
+    result = {
+        "test": str(args.test),
+        "reference": str(args.reference),
+        "width": int(width),
+        "height": int(height),
+        "input_encoding": test_img.encoding,
+        "metrics": {k: _json_number(float(v[0])) for k, v in values.items()},
+        "metric_versions": {k: get_metric(k).version for k in values},
+        "windows": details.get("windows", {}),
+        "hdrbench_version": __version__,
+    }
+    if protocol is not None:
+        result["protocol"] = {
+            "name": details["protocol"],
+            "version": details["protocol_version"],
+            "description": protocol.description,
+            "parameters": _jsonable(details["protocol_parameters"]),
+        }
+        result["color_encoding"] = args.color_encoding
+    if "hdrvdp2" in details:
+        res = details["hdrvdp2"]
+        result["ppd"] = details["ppd"]
+        result["hdrvdp2"] = {
+            "Q": float(res.Q[0]),
+            "P_det": float(res.P_det[0]),
+            "C_max": float(res.C_max[0]),
+            "version": str(getattr(res, "version", get_metric("hdrvdp2").version)),
+        }
+        if args.pmap:
+            _write_pmap(args.pmap, res.P_map[0], ref[0])
+            result["pmap"] = str(args.pmap)
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_summary(result, sys.stdout)
+    return 0
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return _json_number(obj)
+    return obj
+
+
+def _print_summary(result: dict, out) -> None:
+    from hdrbench.metrics.registry import get_metric
+
+    print(f"test:      {result['test']}", file=out)
+    size = f"{result['width']}x{result['height']}, {result['input_encoding']}"
+    print(f"reference: {result['reference']}  ({size})", file=out)
+    if "protocol" in result:
+        p = result["protocol"]
+        print(f"protocol:  {p['name']} v{p['version']} - {p['description']}", file=out)
+        print(f"colour:    {result['color_encoding']}", file=out)
+    if "ppd" in result:
+        print(f"ppd:       {result['ppd']:.4g}", file=out)
+    for name, value in result["metrics"].items():
+        card = get_metric(name)
+        arrow = "higher is better" if card.higher_is_better else "lower is better"
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        win = result["windows"].get(name)
+        extra = f", window {win}" if win is not None and win != 11 else ""
+        print(f"  {name:<14} {shown:>10}   ({arrow}; v{card.version}{extra})", file=out)
+    if "hdrvdp2" in result:
+        h = result["hdrvdp2"]
+        q = f"Q = {h['Q']:.4f}, P_det = {h['P_det']:.4f}, C_max = {h['C_max']:.4g}"
+        print(f"  HDR-VDP-2 {h['version']}: {q}", file=out)
+    if "pmap" in result:
+        print(f"probability-of-detection map: {result['pmap']}", file=out)
+
+
+def pmap_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) in pixels of the ``--pmap`` PNG for an image of ``width`` x ``height``."""
+    return width + PMAP_BAR_WIDTH, max(height, PMAP_MIN_HEIGHT)
+
+
+def _write_pmap(path: str, p_map, reference) -> None:
+    """Write P_map in colour over the greyscale tone-mapped reference, with a colour bar, as a PNG (atomic).
+
+    The reference (C, H, W) is tone-mapped with Reinhard et al. 2002 (key 0.18) and shown as grey luminance
+    with a 1/2.2 display gamma; each pixel's colour is the 'turbo' colour of its detection probability, blended
+    over the grey with opacity equal to that probability (undetectable differences leave the reference visible).
+    The map is drawn at native resolution (one PNG pixel per image pixel), the colour bar in a panel to its right.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    from hdrbench.atomic import atomic_write_bytes
+    from hdrbench.imaging.tonemap import reinhard02
+
+    ref = reference.to(torch.float64)
+    if ref.shape[0] == 1:
+        ref = ref.repeat(3, 1, 1)
+    tm = reinhard02(ref[None].clamp_min(0.0))[0]
+    grey = (0.212656 * tm[0] + 0.715158 * tm[1] + 0.072186 * tm[2]).clamp(0, 1).pow(1 / 2.2).numpy()
+    p = p_map.detach().to(torch.float64).clamp(0, 1).cpu().numpy()
+    cmap = plt.get_cmap("turbo")
+    colour = cmap(p)[..., :3]
+    alpha = p[..., None]
+    overlay = grey[..., None] * (1 - alpha) + colour * alpha
+
+    h, w = p.shape
+    fw, fh = pmap_size(w, h)
+    dpi = 100
+    fig = Figure(figsize=(fw / dpi, fh / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 1 - h / fh, w / fw, h / fh))
+    ax.imshow(overlay, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    cax = fig.add_axes(((w + 12) / fw, 0.1, 14 / fw, 0.8))
+    cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(0, 1), cmap=cmap), cax=cax)
+    cb.set_label("P(detection)", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())[:fh, :fw]
+    # Guard against off-by-one rounding of the canvas size: pad with white to the documented size.
+    if rgba.shape[0] != fh or rgba.shape[1] != fw:
+        full = np.full((fh, fw, 4), 255, dtype=np.uint8)
+        full[: rgba.shape[0], : rgba.shape[1]] = rgba
+        rgba = full
+    buf = io.BytesIO()
+    plt.imsave(buf, rgba, format="png")
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,216 @@
+"""HDR-VDP 2.2.2 (Mantiuk et al. 2011; Narwaria et al. 2015) in PyTorch: input checks and the pipeline.
+
+Stages (one module each): optics (MTF and glare) -> photoreceptor responses and transducer ->
+steerable pyramid -> neural CSF (noise) and base-band CSF filter -> masking -> pooling (Q, P_map).
+Test and reference go through the shared stages as one batch of 2N images.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from hdrbench.errors import InputError, UnknownNameError
+from hdrbench.registry import Registry
+
+from . import csf, masking, optics, photoreceptors, pooling, pyramid
+from .constants import VERSION, constants
+
+
+class UnknownColorEncodingError(InputError, UnknownNameError):
+    """Unknown ``color_encoding`` (both an InputError and an UnknownNameError)."""
+
+
+#: Colour encodings -> number of input channels.
+COLOR_ENCODINGS: Registry[int] = Registry("color_encoding")
+COLOR_ENCODINGS.register("rgb-bt.709", 3)
+COLOR_ENCODINGS.register("luminance", 1)
+
+
+@dataclass
+class HDRVDP2Result:
+    """Outputs of :func:`hdrvdp2` for a batch of N image pairs.
+
+    Attributes:
+        Q: (N,) float64 quality correlate; 100 for identical images, lower is worse (can go negative).
+        P_det: (N,) float64 probability of detection, max of ``P_map``, in [0, 1].
+        C_max: (N,) float64 max of ``C_map``.
+        P_map: (N, H, W) per-pixel probability of detection in [0, 1] (input dtype).
+        C_map: (N, H, W) per-pixel threshold-normalised contrast after spatial pooling (input dtype).
+        ppd: pixels per degree used.
+        color_encoding: colour encoding used.
+        version: HDR-VDP version reproduced ("2.2.2").
+        stages: intermediate values, filled only with ``return_stages=True`` (for debugging/tests).
+    """
+
+    Q: torch.Tensor
+    P_det: torch.Tensor
+    C_max: torch.Tensor
+    P_map: torch.Tensor
+    C_map: torch.Tensor
+    ppd: float
+    color_encoding: str
+    version: str = VERSION
+    stages: dict = field(default_factory=dict, repr=False)
+
+
+def _check_image(name: str, x, n_channels: int, encoding: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"hdrvdp2: {name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise InputError(f"hdrvdp2: {name} must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != n_channels:
+        raise InputError(
+            f"hdrvdp2: {name} has {x.shape[1]} channels but color_encoding '{encoding}' needs {n_channels} "
+            f"(shape {tuple(x.shape)})"
+        )
+    if not x.is_floating_point():
+        raise InputError(f"hdrvdp2: {name} must be a floating-point tensor (cd/m^2), got {x.dtype}")
+    if x.shape[0] == 0:
+        raise InputError(f"hdrvdp2: {name} is an empty batch")
+    with torch.no_grad():
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise InputError(f"hdrvdp2: {name} contains {bad} NaN/Inf values")
+        if bool((x < 0).any()):
+            raise InputError(
+                f"hdrvdp2: {name} has negative values (min {float(x.min()):.4g}); expected absolute luminance in cd/m^2 >= 0"
+            )
+        peak = x.amax(dim=(1, 2, 3))
+        zero = (peak <= 0).nonzero().flatten().tolist()
+        if zero:
+            raise InputError(f"hdrvdp2: {name} image(s) {zero} are all zero; luminance must be positive somewhere")
+
+
+def validate(test, reference, color_encoding: str, ppd: float, surround: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the arguments of :func:`hdrvdp2` and return (test, reference) in a common float dtype."""
+    if not isinstance(color_encoding, str) or color_encoding not in COLOR_ENCODINGS:
+        raise UnknownColorEncodingError(COLOR_ENCODINGS.unknown_message(str(color_encoding)))
+    n_channels = COLOR_ENCODINGS.get(color_encoding)
+    if isinstance(ppd, bool) or not isinstance(ppd, (int, float)) or not math.isfinite(ppd) or ppd <= 0:
+        raise InputError(f"hdrvdp2: ppd must be a positive finite number of pixels per degree, got {ppd!r}")
+    if isinstance(surround, bool) or not isinstance(surround, (int, float)) or not math.isfinite(surround) or surround <= 0:
+        raise InputError(f"hdrvdp2: surround must be a positive finite luminance in cd/m^2, got {surround!r}")
+    _check_image("test", test, n_channels, color_encoding)
+    _check_image("reference", reference, n_channels, color_encoding)
+    if test.shape != reference.shape:
+        raise InputError(
+            f"hdrvdp2: test and reference differ in shape: test {tuple(test.shape)}, reference {tuple(reference.shape)}"
+        )
+    if test.device != reference.device:
+        raise InputError(f"hdrvdp2: test is on {test.device} but reference is on {reference.device}")
+    h, w = test.shape[-2:]
+    if min(h, w) < pyramid.MIN_SIZE:
+        raise InputError(
+            f"hdrvdp2: test/reference are {h}x{w} pixels; HDR-VDP-2 needs at least {pyramid.MIN_SIZE}x{pyramid.MIN_SIZE}"
+        )
+    dtype = torch.promote_types(test.dtype, reference.dtype)
+    if dtype not in (torch.float32, torch.float64):
+        dtype = torch.float32  # half precision cannot hold the masking exponents' range
+    return test.to(dtype), reference.to(dtype)
+
+
+def hdrvdp2(
+    test: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    color_encoding: str,
+    ppd: float,
+    surround: float | None = None,
+    return_stages: bool = False,
+) -> HDRVDP2Result:
+    """HDR-VDP 2.2.2 visible-difference and quality metric for absolute-luminance images.
+
+    The metric is asymmetric: ``test`` comes first. The pixel difference mask divides by the reference,
+    and the base band is padded with the reference's mean, so swapping the arguments can change Q.
+
+    Args:
+        test: (N, C, H, W) distorted images, linear, absolute luminance in cd/m^2 (>= 0, finite).
+        reference: (N, C, H, W) reference images, same units and shape.
+        color_encoding: ``'rgb-bt.709'`` (C = 3, linear BT.709 RGB shown on a CCFL-backlit LCD) or
+            ``'luminance'`` (C = 1, photometric luminance with the D65 spectrum).
+        ppd: pixels per visual degree (e.g. 30, or :func:`pix_per_deg`). Q depends strongly on it.
+        surround: luminance (cd/m^2) around the image used as padding for the optical glare filter
+            (default 1e-5, HDR-VDP's default).
+        return_stages: also return intermediate values in ``result.stages`` (memory-hungry).
+
+    Returns:
+        :class:`HDRVDP2Result` with Q, P_det, C_max (N,) and P_map, C_map (N, H, W). Computation runs in
+        the inputs' dtype (float32 or float64) on their device; Q sums are accumulated in float64.
+
+    Raises:
+        InputError: shape/size mismatch, NaN/Inf, negative or all-zero images, wrong channel count,
+            unknown ``color_encoding`` (also an UnknownNameError), images smaller than 15x15, bad ppd.
+
+    Example:
+        >>> ref = torch.rand(1, 3, 64, 64, dtype=torch.float64) * 100 + 1
+        >>> float(hdrvdp2(ref.clone(), ref, color_encoding="rgb-bt.709", ppd=30).Q[0])
+        100.0
+    """
+    surround = constants().surround_l if surround is None else surround
+    test, reference = validate(test, reference, color_encoding, ppd, surround)
+    if float(test.detach()[:, 1 if test.shape[1] == 3 else 0].max()) <= 1.0:
+        warnings.warn(
+            "hdrvdp2: the test image's peak is <= 1 cd/m^2; HDR-VDP expects absolute luminance, not relative values",
+            stacklevel=2,
+        )
+    n = test.shape[0]
+    stages: dict = {}
+    keep = stages if return_stages else None
+
+    x = torch.cat([test, reference], dim=0)
+    l_optics = optics.optics(x, float(ppd), float(surround))
+    r_lmsr = photoreceptors.receptor_responses(l_optics)
+    l_adapt = photoreceptors.adapting_luminance(r_lmsr)
+    p = photoreceptors.transduce(r_lmsr)
+    pyr = pyramid.build(p)
+    freqs = csf.band_frequencies(float(ppd), pyr.height)
+
+    bb = pyr.lowpass
+    pad = bb[n:].mean(dim=(1, 2, 3))  # the reference's base-band mean pads both images
+    l_mean = l_adapt.mean(dim=(1, 2, 3))
+    bb_f = csf.filter_base_band(bb, float(freqs[-1]), l_mean, torch.cat([pad, pad]))
+    bands = pyr.bands()[:-1] + [bb_f]
+    t_bands = [b[:n] for b in bands]
+    r_bands = [b[n:] for b in bands]
+
+    l_avg = 0.5 * (l_adapt[:n] + l_adapt[n:])
+    log_la = torch.log10(l_avg.clamp(1e-5, 1e5))
+    table = csf.csf_table(freqs, test.dtype, test.device)
+    noise: list = [1.0 / csf.band_csf(table[i], log_la, tuple(b.shape[-2:])) for i, b in enumerate(bands[:-1])]
+    noise.append(1.0)
+
+    d_bands = masking.visible_differences(t_bands, r_bands, noise, keep)
+    diff_mask = pooling.difference_mask(test, reference)
+    terms = pooling.band_terms(d_bands, diff_mask, freqs)
+    q = pooling.quality(terms)
+
+    s_raw = pyramid.reconstruct(
+        pyramid.SteerablePyramid(*_split_bands(pooling.psychometric_bands(d_bands)))
+    ).abs()
+    p_map, c_map = pooling.detection_maps(s_raw)
+
+    if return_stages:
+        stages.update(
+            L_O=l_optics, R_LMSR=r_lmsr, L_adapt=l_adapt, P=p, bands_raw=pyr.bands(), base_band_filtered=bb_f,
+            bb_padvalue=pad, L_mean=l_mean, log_La=log_la, band_freq=freqs, noise=noise, diff_mask=diff_mask,
+            terms=terms, S_raw=s_raw[:, 0],
+        )
+    return HDRVDP2Result(
+        Q=q,
+        P_det=p_map.amax(dim=(-2, -1)).to(torch.float64),
+        C_max=c_map.amax(dim=(-2, -1)).to(torch.float64),
+        P_map=p_map,
+        C_map=c_map,
+        ppd=float(ppd),
+        color_encoding=color_encoding,
+        stages=stages,
+    )
+
+
+def _split_bands(bands: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    return bands[0], list(bands[1:-1]), bands[-1]

@@ -1,0 +1,107 @@
+"""Optical transfer of the eye (MTF with glare) and the FFT helpers shared with the base-band CSF.
+
+Frequencies follow HDR-VDP's ``create_cycdeg_image``: the spatial frequency in cycles per degree of
+each coefficient of an FFT in the standard order, with the Nyquist frequency ppd / 2. Filtering
+follows ``fast_conv_fft``: the image is padded on the bottom and right only (not centred) with a
+constant to the filter's canvas size, multiplied by the real, even filter in the FFT domain, and the
+top-left corner is cropped back. Because the canvas is twice the image and the padding is one-sided,
+the circular wrap-around of the reference is reproduced exactly; do not replace it by a centred pad.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .constants import constants
+
+
+def cycdeg_axis(n: int, ppd: float) -> np.ndarray:
+    """Frequencies (cycles/degree, float64) of the ``n`` FFT coefficients along one axis (FFT order)."""
+    nyq = 0.5 * ppd
+    half = n // 2
+    step = nyq / half
+    if n % 2:
+        return np.concatenate([np.linspace(0.0, nyq, half + 1), np.linspace(-nyq, -step, half)])
+    return np.concatenate([np.linspace(0.0, nyq - step, half), np.linspace(-nyq, -step, half)])
+
+
+def cycdeg_image(size: tuple[int, int], ppd: float) -> np.ndarray:
+    """(rows, cols) float64 array: radial frequency in cycles per degree of each FFT coefficient."""
+    yy = cycdeg_axis(int(size[0]), ppd)
+    xx = cycdeg_axis(int(size[1]), ppd)
+    return np.sqrt(xx[None, :] ** 2 + yy[:, None] ** 2)
+
+
+def mtf(rho: np.ndarray) -> np.ndarray:
+    """Optical modulation transfer of the eye at ``rho`` cycles/degree (sum of four exponentials)."""
+    c = constants()
+    return sum(a * np.exp(-b * rho) for a, b in zip(c.mtf_a, c.mtf_b))
+
+
+_MTF_CACHE: dict = {}
+
+
+def mtf_filter(h: int, w: int, ppd: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """MTF on the (2h, 2w) canvas restricted to the non-negative column frequencies used by ``rfft``.
+
+    Returns:
+        (2h, w + 1) real tensor, cached per (size, ppd, dtype, device).
+    """
+    key = (h, w, float(ppd), dtype, str(device))
+    f = _MTF_CACHE.get(key)
+    if f is None:
+        if len(_MTF_CACHE) > 64:
+            _MTF_CACHE.clear()
+        full = mtf(cycdeg_image((2 * h, 2 * w), ppd))
+        f = torch.from_numpy(np.ascontiguousarray(full[:, : w + 1])).to(device=device, dtype=dtype)
+        _MTF_CACHE[key] = f
+    return f
+
+
+def fast_conv_fft(x: torch.Tensor, filt_half: torch.Tensor, pad_value: torch.Tensor | float) -> torch.Tensor:
+    """Filter ``x`` with an even, real frequency-domain filter on a canvas padded bottom/right.
+
+    Args:
+        x: (..., h, w) real tensor.
+        filt_half: (..., H2, W2 // 2 + 1) real filter over the non-negative column frequencies of an
+            (H2, W2) canvas with H2 >= h, W2 >= w; W2 must be even (canvases here are 2x the image).
+            It broadcasts against ``x``'s leading dimensions.
+        pad_value: value of the padding (scalar or a tensor broadcastable to (..., 1, 1)).
+
+    Returns:
+        (..., h, w) filtered tensor (real part of the inverse FFT, top-left crop).
+    """
+    h, w = x.shape[-2:]
+    h2 = filt_half.shape[-2]
+    w2 = 2 * (filt_half.shape[-1] - 1)
+    # Subtracting the pad value lets the FFT pad with zeros; it is added back below, which is exact
+    # because an even filter's response to a constant is the constant times its DC gain.
+    pad = torch.as_tensor(pad_value, dtype=x.dtype, device=x.device)
+    xs = x - pad
+    # The column transforms run on a transposed, contiguous copy: a strided FFT along dim -2 took about twice
+    # as long on the CPU (measured), and the transposes are exact.
+    spec = torch.fft.rfft(xs, n=w2, dim=-1).transpose(-1, -2).contiguous()
+    spec = torch.fft.fft(spec, n=h2, dim=-1)
+    spec = spec * filt_half.transpose(-1, -2).contiguous()
+    # Only the top h rows and left w columns of the result are kept: invert the column transforms first,
+    # crop, then invert the row transforms of the cropped rows only (saves a quarter of the work).
+    rows = torch.fft.ifft(spec, dim=-1)[..., :h].transpose(-1, -2)
+    out = torch.fft.irfft(rows, n=w2, dim=-1)[..., :w]
+    return out + pad * filt_half[..., :1, :1]
+
+
+def optics(img: torch.Tensor, ppd: float, surround: float) -> torch.Tensor:
+    """Apply the eye's optical MTF (including glare) to absolute-luminance images.
+
+    Args:
+        img: (N, C, H, W) linear values in cd/m^2.
+        ppd: pixels per degree of visual angle.
+        surround: luminance (cd/m^2) of the padding around the image.
+
+    Returns:
+        (N, C, H, W) retinal image, clamped to [1e-5, 1e10] cd/m^2.
+    """
+    h, w = img.shape[-2:]
+    filt = mtf_filter(h, w, ppd, img.dtype, img.device)
+    return fast_conv_fft(img, filt, surround).clamp(1e-5, 1e10)
