@@ -16,6 +16,13 @@ import pytest
 # put more threads than cores on a 2-core machine, and spinning threads then slow every process tenfold.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import torch  # noqa: E402  (after the OpenMP setting above)
+
+# One intra-op thread for the whole session, set once: the tests use small tensors, for which OpenMP's
+# start-up costs more than a second core gains, and changing the thread count inside one process has been
+# seen to break a later LAPACK call in oneMKL. Modules that ask for one thread then change nothing.
+torch.set_num_threads(int(os.environ.get("HDRBENCH_TEST_THREADS", "1")))
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -47,3 +47,5 @@ def test_wheel_ships_recipes_cards_and_package_data(tmp_path):
     for toml in (ROOT / "datasets").glob("*.toml"):
         assert f"hdrbench/_cards/{toml.name}" in names, toml.name
     assert "hdrbench/cli.py" in names
+    # HDR-VDP's constants are data, not code: without them the metric cannot load from an installed wheel.
+    assert "hdrbench/metrics/hdrvdp2/constants.json" in names

@@ -1,0 +1,118 @@
+"""``hdrbench calibrate``: recover a stack's inverse camera response, or run the CRF-consistency study.
+
+    hdrbench calibrate --stack path/to/memorial --out curve.csv --plot curve.png
+    hdrbench calibrate --stack a.png b.png c.png --evs -2,0,2 --method mitsunaga-nayar --order 3
+    hdrbench calibrate --study --dataset vds --limit 20 --out results
+
+The curve CSV has one row per 8-bit code: ``code, z`` (= code / 255) and the linear relative irradiance
+of each channel (``r, g, b``), with the recovery's normalisation (see ``hdrbench.imaging.calibration``).
+With ``--study`` the command delegates to :func:`hdrbench.report.crf_study.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hdrbench.commands.merge import add_stack_arguments, load_stack, resolve_stack
+from hdrbench.errors import InputError
+
+METHODS = ("debevec", "mitsunaga-nayar")
+CHANNELS = ("r", "g", "b")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="recover the inverse camera response of an exposure stack (or run the CRF study)",
+        description="Recover the inverse camera response (per channel) of an LDR exposure stack with Debevec-Malik"
+        " or Mitsunaga-Nayar, or with --study run the CRF-consistency study of the paper's appendix A on a dataset.",
+    )
+    add_stack_arguments(p)
+    p.add_argument("--method", choices=METHODS, default="debevec", help="recovery method (default %(default)s)")
+    p.add_argument("--out", default=None,
+                   help="curve CSV to write (default: print a summary only); with --study the output folder"
+                   " (default results)")
+    p.add_argument("--plot", default=None, help="also plot the curves to this image file (.png)")
+    study = p.add_argument_group("CRF-consistency study (--study)")
+    study.add_argument("--study", action="store_true", help="run the study over a dataset split instead")
+    study.add_argument("--dataset", default=None, help="dataset name (see `hdrbench datasets`)")
+    study.add_argument("--root", default=None, help="dataset root folder")
+    study.add_argument("--split", default="test", help="dataset split (default %(default)s)")
+    study.add_argument("--limit", type=int, default=None, help="use at most this many scenes")
+    p.set_defaults(func=main)
+
+
+def recover(stack, seconds, args):
+    """``(N, C, 256)`` inverse CRF table of ``stack`` with the method and options in ``args``."""
+    from hdrbench.imaging.calibration import debevec_inverse_crf, mitsunaga_nayar_inverse_crf
+
+    if args.method == "debevec":
+        return debevec_inverse_crf(stack, seconds, smoothing=args.smoothing, n_samples=args.samples,
+                                   sampling=args.sampling)
+    return mitsunaga_nayar_inverse_crf(stack, seconds, order=args.order, n_samples=args.samples,
+                                       sampling=args.sampling).table
+
+
+def curve_csv(table) -> str:
+    """CSV text of a ``(C, 256)`` table: ``code,z,<channel>...``."""
+    c = table.shape[0]
+    names = CHANNELS if c == 3 else tuple(f"c{i}" for i in range(c))
+    lines = [",".join(("code", "z") + names)]
+    for k in range(table.shape[1]):
+        values = ",".join(f"{float(table[i, k]):.9g}" for i in range(c))
+        lines.append(f"{k},{k / (table.shape[1] - 1):.9g},{values}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(path: str | Path, table, title: str) -> Path:
+    """Plot a ``(C, 256)`` inverse CRF (pixel value -> linear irradiance) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hdrbench.atomic import atomic_write_bytes
+
+    path = Path(path)
+    z = [k / (table.shape[1] - 1) for k in range(table.shape[1])]
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    colours = ("tab:red", "tab:green", "tab:blue") if table.shape[0] == 3 else (None,) * table.shape[0]
+    for i in range(table.shape[0]):
+        ax.plot(z, table[i].tolist(), color=colours[i], label=(CHANNELS[i] if table.shape[0] == 3 else f"c{i}"))
+    ax.set_xlabel("pixel value Z")
+    ax.set_ylabel("relative irradiance g(Z)")
+    ax.set_title(title)
+    ax.legend()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.study:
+        if args.stack:
+            raise InputError("--study runs over a dataset; do not combine it with --stack")
+        from hdrbench.report import crf_study
+
+        args.out_dir = args.out
+        return crf_study.main(args)
+    if args.dataset:
+        raise InputError("--dataset is only used with --study")
+    from hdrbench.atomic import atomic_write_text
+
+    files, seconds = resolve_stack(args.stack, args.times, args.evs)
+    stack = load_stack(files)
+    table = recover(stack, seconds, args)[0]
+    lo, mid, hi = (table[:, k].tolist() for k in (0, 128, 255))
+    print(f"{args.method}: {len(files)} exposures; g(0) = {lo}, g(128/255) = {mid}, g(1) = {hi}")
+    if args.out:
+        atomic_write_text(args.out, curve_csv(table))
+        print(f"curve -> {args.out}")
+    if args.plot:
+        print(f"plot -> {plot_curves(args.plot, table, f'{args.method} inverse CRF')}")
+    return 0
