@@ -160,3 +160,16 @@ def test_markdown_and_latex_render_mean_pm_std():
     assert "1.235 ± 0.500" in md and md.startswith("| method |")
     tex = formats.to_latex(df, caption="x")
     assert r"\toprule" in tex and r"1.235 $\pm$ 0.500" in tex and r"a\_b" in tex
+
+
+def test_infinite_psnr_is_a_result_not_a_failure():
+    from hdrbench.report.aggregate import per_image, summarize
+
+    df = pd.DataFrame({
+        "method": ["gt-stack"] * 2, "dataset": ["d"] * 2, "split": ["test"] * 2, "scene": ["a", "b"],
+        "metric": ["psnr"] * 2, "value": [np.inf, np.inf], "error": ["", ""],
+    })
+    out = summarize(per_image(df, ["metric"]), ["method", "metric"])
+    row = out.iloc[0]
+    assert row["n_images"] == 2 and row["n_failed"] == 0
+    assert row["mean"] == np.inf and np.isnan(row["std"])

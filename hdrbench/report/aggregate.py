@@ -2,7 +2,9 @@
 
 Conventions (stated once, used by every table):
 
-* A row *fails* when its ``error`` field is set or its ``value`` is not finite.
+* A row *fails* when its ``error`` field is set or its ``value`` is NaN. ``+inf`` is a result, not a
+  failure: PSNR of two identical images is infinite (the ``gt-stack`` bound), and a group containing it
+  has an infinite mean and an undefined (NaN) std.
 * ``n_images`` counts the scenes with a valid value in the group; ``n_failed`` the scenes whose value
   failed. A scene is counted once per group.
 * ``mean`` and ``std`` are over scenes; ``std`` is the sample standard deviation (ddof = 1, as
@@ -20,8 +22,8 @@ SCENE_KEYS = ("method", "dataset", "split", "scene")
 
 
 def failed(df: pd.DataFrame) -> pd.Series:
-    """Boolean mask of rows that failed (error set or non-finite value)."""
-    return (df["error"].astype(str) != "") | ~np.isfinite(df["value"].to_numpy(dtype=float))
+    """Boolean mask of rows that failed (error set or NaN value)."""
+    return (df["error"].astype(str) != "") | np.isnan(df["value"].to_numpy(dtype=float))
 
 
 def per_image(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -48,7 +50,7 @@ def summarize(images: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
             {
                 **dict(zip(by, key)),
                 "mean": float(ok.mean()) if ok.size else np.nan,
-                "std": float(ok.std(ddof=1)) if ok.size > 1 else np.nan,
+                "std": float(ok.std(ddof=1)) if ok.size > 1 and np.isfinite(ok).all() else np.nan,
                 "n_images": int(ok.size),
                 "n_failed": int(grp["failed"].sum()),
             }

@@ -33,6 +33,8 @@ def study_points(df: pd.DataFrame, *, stack_metric: str = "psnr", hdr_metric: st
     hp = per_image(h, []).rename(columns={"value": "hdr_value", "failed": "hdr_failed"})
     pts = sp[keys + ["stack_value", "stack_failed"]].merge(hp[keys + ["hdr_value", "hdr_failed"]], on=keys)
     pts = pts[~(pts["stack_failed"] | pts["hdr_failed"])]
+    # An exact stack (PSNR = +inf, e.g. the gt-stack bound) has no place on a scatter plot or in a correlation.
+    pts = pts[np.isfinite(pts["stack_value"].to_numpy(dtype=float)) & np.isfinite(pts["hdr_value"].to_numpy(dtype=float))]
     return pts[keys + ["stack_value", "hdr_value"]].sort_values(keys, kind="stable").reset_index(drop=True)
 
 

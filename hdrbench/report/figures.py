@@ -16,8 +16,9 @@ import pandas as pd  # noqa: E402
 
 from hdrbench.atomic import atomic_open  # noqa: E402
 
-STACK_LABELS = {"psnr": "stack PSNR (dB)", "ssim": "stack SSIM", "ms-ssim": "stack MS-SSIM"}
-HDR_LABELS = {"hdrvdp2": "HDR-VDP-2.2 Q", "pu21-psnr": "PU21-PSNR (dB)", "pu21-ssim": "PU21-SSIM"}
+STACK_LABELS = {"psnr": "stack PSNR, mean over EV ±1..±3 (dB)", "ssim": "stack SSIM, mean over EV ±1..±3",
+                "ms-ssim": "stack MS-SSIM, mean over EV ±1..±3"}
+HDR_LABELS = {"hdrvdp2": "HDR-VDP-2.2 Q (0-100)", "pu21-psnr": "PU21-PSNR (dB)", "pu21-ssim": "PU21-SSIM"}
 
 
 def save_figure(fig, stem: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:

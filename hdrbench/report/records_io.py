@@ -41,6 +41,9 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
         raise RecordSetError(f"{source}: unknown target(s) {bad_target}; expected one of {TARGETS}")
     for col in _STR_COLUMNS:
         out[col] = out[col].fillna("").astype(str)
+    for col in ("value", "ev"):
+        # Older writers spelled missing numbers "nan"; the current one writes an empty field.
+        out[col] = out[col].replace({"nan": np.nan, "NaN": np.nan, "": np.nan})
     try:
         out["value"] = pd.to_numeric(out["value"], errors="raise").astype(float)
         out["ev"] = pd.to_numeric(out["ev"], errors="raise").astype(float)
