@@ -1,0 +1,199 @@
+"""Shared helpers of the baseline tests: small, realistic training batches and golden-file access.
+
+Batches are built the way the trainer builds them (ground-truth stack + HDR), from a procedural HDR scene:
+a smooth log-normal background, a sky gradient and a few small light sources 50-500x brighter than the
+median, so that EV0 has clipped highlights (HDRCNN/SingleHDR masks are non-empty) and the stack spans
+EV -3..+3 through a gamma-2.2 camera with 8-bit quantisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+EVS = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def realistic_hdr(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) float32 linear relative HDR with highlights (about 12 stops)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    out = []
+    for _ in range(n):
+        noise = torch.randn(1, 1, size // 4, size // 4, generator=g)
+        smooth = torch.nn.functional.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+        base = torch.exp(0.8 * smooth) * (0.6 + 0.8 * (1 - yy))
+        tint = 0.8 + 0.4 * torch.rand(3, 1, 1, generator=g)
+        img = base.unsqueeze(0) * tint
+        for _ in range(3):
+            cy, cx = torch.rand(2, generator=g)
+            r = 0.04 + 0.06 * float(torch.rand(1, generator=g))
+            blob = torch.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2)))
+            img = img + (50 + 450 * float(torch.rand(1, generator=g))) * blob.unsqueeze(0)
+        out.append(img)
+    return torch.stack(out).float()
+
+
+def simulate(hdr: torch.Tensor, evs=EVS) -> torch.Tensor:
+    """Stack (n, E, 3, H, W) in [0, 1]: EV0 median at 0.18, gamma 1/2.2, clipping, 8-bit quantisation."""
+    med = hdr.flatten(1).median(dim=1).values.view(-1, 1, 1, 1)
+    frames = []
+    for ev in evs:
+        lin = (hdr * (0.18 / med) * 2.0**ev).clamp(0, 1)
+        frames.append(torch.round(lin ** (1 / 2.2) * 255) / 255)
+    return torch.stack(frames, dim=1)
+
+
+def realistic_batch(n: int = 2, size: int = 32, seed: int = 0, evs=EVS) -> dict:
+    """A trainer batch: ``stack`` (n, E, 3, size, size), ``evs`` (E,), ``hdr`` (n, 3, size, size), ``scene``."""
+    hdr = realistic_hdr(n, size, seed)
+    return {"stack": simulate(hdr, evs), "evs": torch.tensor(evs), "hdr": hdr, "scene": [f"s{i}" for i in range(n)]}
+
+
+def golden_input(size: int = 32, seed: int = 1234) -> torch.Tensor:
+    """The seeded LDR input of the golden-output tests: (1, 3, size, size) in [0, 1] (EV0 of a realistic scene)."""
+    return realistic_batch(1, size, seed)["stack"][:, 3].contiguous()
+
+
+def load_golden(name: str) -> dict[str, np.ndarray]:
+    """Arrays stored by ``tests/golden/make_baselines_golden.py`` for baseline ``name``."""
+    with np.load(GOLDEN_DIR / f"baselines_{name}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def every_param_has_grad(module: torch.nn.Module) -> list[str]:
+    """Names of parameters whose gradient is missing or all zero (empty list = every parameter was reached)."""
+    return [n for n, p in module.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
+# -- golden outputs ---------------------------------------------------------------------------------------
+# Tolerance of the golden comparisons: float32 convolutions differ between thread counts and CPU kernels by
+# a few ulps per layer; rtol 1e-4 / atol 1e-5 (kornia's float32 pair) absorbs that and nothing larger.
+GOLDEN_RTOL, GOLDEN_ATOL = 1e-4, 1e-5
+
+
+def assert_golden(name: str) -> None:
+    """Rebuild the tiny variant ``name`` exactly as the generator script does and compare with its stored outputs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_baselines_golden", GOLDEN_DIR / "make_baselines_golden.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    stored = load_golden(name)
+    ldr = golden_input()
+    np.testing.assert_array_equal(ldr.numpy(), stored["ldr"])  # the seeded input itself must not drift
+    fresh = gen.outputs(name, ldr)
+    assert sorted(fresh) == sorted(stored)
+    for key in stored:
+        np.testing.assert_allclose(fresh[key], stored[key], rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL, err_msg=f"{name}:{key}")
+
+
+# -- training through the TrainTask -----------------------------------------------------------------------
+def tiny_task(recipe_name: str):
+    """The recipe's tiny preset and its TrainTask on the CPU (weights seeded with 0)."""
+    from hdrbench.train.recipes import load_recipe
+    from hdrbench.train.trainer import get_task_class
+
+    recipe = load_recipe(recipe_name, preset="tiny")
+    torch.manual_seed(0)
+    return recipe, get_task_class(recipe["task"])(recipe, torch.device("cpu"))
+
+
+def train_steps(task, batch: dict, steps: int) -> tuple[list[dict], dict[str, float]]:
+    """Run ``steps`` iterations on one batch; return the loss dicts and the largest weight change per module."""
+    before = {n: {k: v.detach().clone() for k, v in m.state_dict().items()} for n, m in task.modules().items()}
+    for m in task.modules().values():
+        m.train()
+    history = [task.train_step(batch, it) for it in range(steps)]
+    changed = {}
+    for n, m in task.modules().items():
+        changed[n] = max(float((v.float() - before[n][k].float()).abs().max()) for k, v in m.state_dict().items()
+                         if v.is_floating_point())
+    return history, changed
+
+
+# -- end to end: trainer + evaluation harness -----------------------------------------------------------------
+def hdr_folder(shared_data) -> str:
+    return f"hdr-folder:{shared_data / 'hdr'}"
+
+
+def train_and_evaluate(recipe_name: str, shared_data, tmp_path) -> "object":
+    """Train the tiny preset through the generic trainer on the real HDR folder, then evaluate one test scene.
+
+    The evaluation goes through ``hdrbench.evaluate.evaluate`` with the recipe name when the trained-method
+    loader exists; before it does, the checkpoint is loaded into a fresh TrainTask and its inference model is
+    evaluated through the same harness (so the model contract is exercised either way).
+
+    Returns:
+        The records table (pandas DataFrame) of the evaluation run.
+    """
+    import pandas as pd
+
+    trainer = __import__("pytest").importorskip("hdrbench.train.trainer")
+    harness = __import__("pytest").importorskip("hdrbench.evaluate.harness")
+    from hdrbench.data import get_dataset
+
+    dataset = get_dataset(hdr_folder(shared_data), resolution=64)
+    ckpt = trainer.train(recipe_name, dataset, preset="tiny", progress=False)  # default run folder (tmp via conftest)
+    assert ckpt.is_file()
+    try:
+        import hdrbench.evaluate.trained  # noqa: F401
+        method = recipe_name
+    except ModuleNotFoundError:
+        method = checkpoint_method(recipe_name, ckpt)
+    run = harness.evaluate(method, dataset, limit=1, leaderboard=False, out=tmp_path / "eval",
+                           hdr_metrics=("pu21-psnr",))
+    return pd.read_csv(run / "records.csv")
+
+
+def checkpoint_method(recipe_name: str, ckpt):
+    """A harness Method around the inference model of a trained checkpoint (used until the recipe loader exists)."""
+    from hdrbench.evaluate.methods import Method
+    from hdrbench.train.checkpoint import load_checkpoint
+
+    _, task = tiny_task(recipe_name)
+    state = load_checkpoint(ckpt)
+    for name, module in task.modules().items():
+        module.load_state_dict(state["modules"][name])
+    model = task.inference_model().eval()
+
+    class _Trained(Method):
+        def __init__(self) -> None:
+            self.name, self.kind = recipe_name, model.kind
+
+        def predict_stack(self, ldr, evs):
+            with torch.no_grad():
+                return model.predict_stack(ldr, evs)
+
+        def predict_hdr(self, ldr):
+            with torch.no_grad():
+                return model.predict_hdr(ldr)
+
+    return _Trained()
+
+
+def count_on_meta(build) -> int:
+    """Parameters of ``build()`` constructed on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build().parameters())
+
+
+def calibrate_batchnorm(model: torch.nn.Module, run) -> torch.nn.Module:
+    """Set every BatchNorm's running statistics from one seeded train-mode pass ``run(model)``, then eval mode.
+
+    Freshly built networks have running mean 0 / variance 1; with small initial weights (N(0, 0.02) in
+    Deep recursive HDRI) eval-mode activations then shrink layer by layer and every output is nearly
+    constant, which would make golden and dropout tests insensitive. One calibration pass fixes that.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one pass sets the statistics exactly
+    torch.manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        run(model)
+    return model.eval()
