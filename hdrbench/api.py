@@ -1,0 +1,186 @@
+"""Public entry points: train a recipe, or run a method end to end (train if needed, evaluate, leaderboard).
+
+    from hdrbench import api
+    api.run("proposed", "synthetic", preset="cpu")     # trains once, then evaluates and updates the leaderboard
+    api.train("proposed", "vds", root="/data/vds", preset="paper", device="cuda", amp="bf16")
+
+The command line (``hdrbench run`` / ``hdrbench train``) calls these functions and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+def train(
+    method: str,
+    dataset: Any = "synthetic",
+    *,
+    root: str | os.PathLike | None = None,
+    preset: str | None = None,
+    iters: int | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    resume: bool = False,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    dataset_options: dict[str, Any] | None = None,
+    resolution: Any = None,
+) -> Path:
+    """Train recipe ``method`` on ``dataset``; return the final checkpoint path.
+
+    See :func:`hdrbench.train.trainer.train` for every argument; ``dataset`` is a dataset name or object.
+    ``dataset_options`` (reader options such as ``n_train`` for ``synthetic``) and ``resolution`` (the
+    reader's resolution policy) are passed to :func:`hdrbench.data.get_dataset` when ``dataset`` is a name.
+    """
+    from hdrbench.train.trainer import train as _train
+
+    if isinstance(dataset, str) and (dataset_options or resolution is not None):
+        from hdrbench.data import get_dataset
+
+        dataset = get_dataset(dataset, root=root, resolution=resolution, **dict(dataset_options or {}))
+    return _train(method, dataset, root=root, preset=preset, iters=iters, batch_size=batch_size, device=device,
+                  amp=amp, channels_last=channels_last, compile=compile, resume=resume, out=out, seed=seed,
+                  progress=progress)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` did.
+
+    Attributes:
+        method: method name.
+        dataset: dataset name.
+        checkpoint: the checkpoint evaluated (None for training-free methods).
+        trained: ``"no"`` (a checkpoint of this configuration existed), ``"fresh"`` or ``"resumed"``.
+        run_dir: the evaluation run folder (records, configuration, log).
+    """
+
+    method: str
+    dataset: str
+    checkpoint: Path | None
+    trained: str
+    run_dir: Path
+
+
+def existing_checkpoint(recipe, dataset_name: str, out: str | os.PathLike | None = None, *,
+                        seed: int | None = None) -> tuple[str, Path | None]:
+    """Whether a checkpoint of exactly this resolved recipe (and ``seed``, unless None) exists for this dataset.
+
+    Returns:
+        ``("complete", path)`` for a finished run of the same recipe hash; ``("partial", path)`` for a
+        checkpoint of the same configuration apart from the schedule length (``resume_key``) that stopped
+        before the recipe's ``iters`` (an unfinished run, or a finished shorter one that ``resume`` extends
+        exactly); ``("missing", None)`` otherwise.
+    """
+    from hdrbench.errors import InputError
+    from hdrbench.train import checkpoint as ckpt
+    from hdrbench.train.trainer import resume_key, run_dir_for
+
+    def same_seed(meta: dict) -> bool:
+        # A run with another seed is another training run (weights, data order), never this one.
+        return seed is None or int(meta.get("seed", seed)) == int(seed)
+
+    run_dir = run_dir_for(recipe.name, dataset_name, out)
+    latest = ckpt.latest(run_dir)
+    candidates = ([latest] if latest else []) + sorted(run_dir.glob(f"checkpoint-{recipe.hash}.pt"))
+    for path in candidates:
+        try:
+            meta = ckpt.peek(path)
+        except InputError:
+            continue
+        if meta.get("recipe_hash") == recipe.hash and meta.get("complete") and same_seed(meta):
+            return "complete", path
+    if latest is not None:
+        meta = ckpt.peek(latest)
+        total = int(recipe.section("schedule").get("iters", 0))
+        if (resume_key(meta.get("recipe", {})) == resume_key(recipe) and int(meta.get("iteration", 0)) < total
+                and same_seed(meta)):
+            return "partial", latest
+    return "missing", None
+
+
+def run(
+    method: str = "proposed",
+    dataset: str = "synthetic",
+    *,
+    root: str | os.PathLike | None = None,
+    preset: str | None = None,
+    iters: int | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    seed: int = 0,
+    retrain: bool = False,
+    split: str = "test",
+    limit: int | None = None,
+    protocol: str = "singlehdr",
+    train_out: str | os.PathLike | None = None,
+    eval_out: str | os.PathLike | None = None,
+    leaderboard: bool = True,
+    progress: bool = True,
+    **evaluate_options: Any,
+) -> RunResult:
+    """Train ``method`` on ``dataset`` when no checkpoint of that configuration exists, then evaluate it.
+
+    A recipe (``methods/<name>.toml``) is resolved with ``preset`` (default: the recipe's default preset)
+    and the ``iters`` / ``batch_size`` overrides; its hash decides whether the run folder's checkpoint can
+    be used as it is, resumed (same configuration, unfinished) or must be trained afresh. Training-free
+    methods (``gt-stack``, ``ldr-linear``...) are evaluated directly.
+
+    Args:
+        method: recipe or training-free method name.
+        dataset: dataset name (``synthetic``, ``vds``, ``hdr-folder:<path>``...).
+        root: dataset root folder.
+        preset, iters, batch_size, device, amp, channels_last, compile, seed: training settings
+            (:func:`hdrbench.train.trainer.train`).
+        retrain: train afresh even when a finished checkpoint exists.
+        split, limit, protocol: evaluation settings (:func:`hdrbench.evaluate.harness.evaluate`).
+        train_out: run folder for training (default ``runs/<method>__<dataset-slug>``).
+        eval_out: parent folder of the evaluation run folder (default ``runs/``).
+        leaderboard: update ``results/leaderboard-<dataset>.csv``.
+        progress: progress bars.
+        **evaluate_options: further keyword arguments of ``evaluate`` (``stack_metrics``, ``hdr_metrics``,
+            ``resolution``, ``dataset_options``...).
+    """
+    from hdrbench.data import get_dataset
+    from hdrbench.evaluate.harness import evaluate
+    from hdrbench.evaluate.methods import is_reference_method
+
+    dataset_options = dict(evaluate_options.pop("dataset_options", None) or {})
+    if is_reference_method(method):
+        path = evaluate(method, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                        root=root, seed=seed, progress=progress, leaderboard=leaderboard,
+                        dataset_options=dataset_options, **evaluate_options)
+        return RunResult(method, dataset, None, "no", Path(path))
+
+    from hdrbench.evaluate.trained import load_trained_method
+    from hdrbench.train.trainer import train as _train
+    from hdrbench.train.recipes import load_recipe
+
+    overrides = {}
+    if iters is not None:
+        overrides["schedule.iters"] = iters
+    if batch_size is not None:
+        overrides["schedule.batch_size"] = batch_size
+    recipe = load_recipe(method, preset=preset, overrides=overrides)
+    # One dataset object serves training (train split) and evaluation (test split).
+    ds = get_dataset(dataset, root=root, resolution=evaluate_options.pop("resolution", None), **dataset_options)
+    status, path = ("missing", None) if retrain else existing_checkpoint(recipe, ds.name, train_out, seed=seed)
+    trained = "no"
+    if status != "complete":
+        path = _train(recipe, ds, device=device, amp=amp, channels_last=channels_last, compile=compile,
+                      resume=status == "partial", out=train_out, seed=seed, progress=progress)
+        trained = "resumed" if status == "partial" else "fresh"
+    meth = load_trained_method(recipe.name, dataset=ds.name, device=device, checkpoint=path)
+    run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                       seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
+    return RunResult(method, ds.name, Path(path), trained, Path(run_dir))

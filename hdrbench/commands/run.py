@@ -1,0 +1,61 @@
+"""``hdrbench run``: the main job. Train a method when no checkpoint of its recipe exists, evaluate it,
+update the leaderboard, and say where everything went."""
+
+from __future__ import annotations
+
+from hdrbench.commands.train import add_training_arguments, apply_threads, options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="train if needed, evaluate, update the leaderboard (default: proposed on synthetic)",
+                       description="Train METHOD on DATASET's train split unless a complete checkpoint of the same "
+                                   "resolved recipe exists (an unfinished one is resumed), evaluate it on the "
+                                   "test split and update results/leaderboard-<dataset>.csv. Training-free "
+                                   "methods are evaluated directly.")
+    add_training_arguments(p, method_required=False)
+    p.add_argument("--retrain", action="store_true", help="train afresh even when a complete checkpoint exists")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
+    p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
+    p.add_argument("--resolution", help="dataset resolution policy (default: the card's)")
+    p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")
+    p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not update the leaderboard")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import os
+    import time
+
+    from hdrbench import api
+    from hdrbench.evaluate.leaderboard import leaderboard_path, leaderboard_text
+    from hdrbench.train import distributed as dist_utils
+
+    apply_threads(args)
+    names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    t0 = time.perf_counter()
+    try:
+        result = api.run(args.method, args.dataset, root=args.root, preset=args.preset, iters=args.iters,
+                         batch_size=args.batch_size, device=args.device, amp=args.amp,
+                         channels_last=args.channels_last, compile=args.compile, seed=args.seed, retrain=args.retrain,
+                         split=args.split, limit=args.limit, protocol=args.protocol,
+                         leaderboard=not args.no_leaderboard, progress=not args.no_progress,
+                         resolution=args.resolution,
+                         dataset_options=options(args.dataset_option, "--dataset-option"),
+                         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics))
+    finally:
+        dist_utils.shutdown()
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
+    trained = {"no": "not needed (a complete checkpoint of this recipe existed)", "fresh": "trained from scratch",
+               "resumed": "resumed an unfinished run"}[result.trained]
+    print(f"method: {result.method} on {result.dataset} ({time.perf_counter() - t0:.0f} s)")
+    if result.checkpoint is not None:
+        print(f"training: {trained}; checkpoint: {result.checkpoint}")
+    print(f"records: {result.run_dir / 'records.csv'}")
+    print(f"run folder: {result.run_dir} (config.json, environment.json, log)")
+    if not args.no_leaderboard:
+        print(f"leaderboard: {leaderboard_path(result.dataset)}")
+        print(leaderboard_text(result.dataset))
+    return 0

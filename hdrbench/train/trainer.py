@@ -1,0 +1,441 @@
+"""The generic trainer: one loop for every recipe, on CPU or CUDA, one process or many (``torchrun``).
+
+The trainer owns devices, distributed set-up, AMP, ``channels_last``, ``torch.compile``, data order,
+checkpoints, exact resume, the progress bar, the log and the NaN guard. What one iteration does belongs
+to the recipe's training task (:class:`hdrbench.train.task.TrainTask`).
+
+Run folder: ``runs/<method>__<dataset-slug>/`` (or ``out``) with ``checkpoint.pt`` (latest good),
+``checkpoint.prev.pt`` (the one before), ``recipe.json`` (the resolved recipe, its hash and the run
+settings) and ``train.log`` (one line per logged iteration).
+
+Determinism: a CPU run is a function of the recipe, the dataset, the seed and the thread count
+(``torch.use_deterministic_algorithms`` is on during training); a run killed and resumed from its last
+checkpoint ends with bitwise the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from hdrbench.atomic import atomic_write_text
+from hdrbench.errors import HdrbenchError, InputError
+from hdrbench.paths import runs_dir
+from hdrbench.train import checkpoint as ckpt
+from hdrbench.train import distributed as dist_utils
+from hdrbench.train.data import TrainingData
+from hdrbench.train.recipes import Recipe, deep_merge, load_recipe, recipe_hash
+from hdrbench.train.task import TASKS, TrainTask
+
+#: Modules whose import registers training tasks (explicit; nothing scans file names).
+TASK_MODULES = ("hdrbench.train.proposed_task", "hdrbench.train.baseline_tasks")
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Schedule keys that do not change what one iteration does: a run may be resumed with other values
+# (e.g. a longer ``iters``), so the resume check leaves them out.
+_RESUMABLE_KEYS = ("iters", "log_every", "save_every")
+
+
+class TrainingDivergedError(HdrbenchError):
+    """A loss became NaN or Inf; the run stopped and its last good checkpoint is kept."""
+
+
+def load_task_modules() -> None:
+    """Import :data:`TASK_MODULES` (a module that does not exist yet is skipped; its own import errors are not)."""
+    for name in TASK_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def get_task_class(name: str) -> type[TrainTask]:
+    """The training task registered as ``name`` (did-you-mean on a miss)."""
+    load_task_modules()
+    return TASKS.get(name)
+
+
+def dataset_slug(name: str) -> str:
+    """A folder-safe name for a dataset spec, the same one the evaluation run folders use.
+
+    ``synthetic`` stays as it is; a spec with a path (``hdr-folder:/data/my hdrs``) becomes
+    ``hdr-folder-my-hdrs-<hash of the resolved path>`` so that two folders with one base name differ.
+    """
+    try:
+        from hdrbench.data.base import dataset_slug as data_slug
+    except ModuleNotFoundError as exc:  # the data layer is optional for the trainer's own tests
+        if exc.name not in ("hdrbench.data.base", "hdrbench.data"):
+            raise
+    else:
+        return data_slug(name)
+    if re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        return name
+    kind, _, rest = name.partition(":")
+    resolved = str(Path(rest).expanduser().resolve()) if rest else ""
+    base = Path(resolved).name if resolved else ""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{kind}-{base}" if base else kind).strip("-")
+    return f"{text}-{sha256(resolved.encode('utf-8')).hexdigest()[:8]}"
+
+
+def run_dir_for(method: str, dataset_name: str, out: str | os.PathLike | None = None) -> Path:
+    """The run folder of ``method`` trained on ``dataset_name`` (``out`` overrides it)."""
+    return Path(out) if out else runs_dir() / f"{method}__{dataset_slug(dataset_name)}"
+
+
+def resume_key(recipe: Mapping[str, Any]) -> str:
+    """Hash of the recipe without the schedule keys a resumed run may change (see ``_RESUMABLE_KEYS``)."""
+    core = dict(recipe)
+    core["schedule"] = {k: v for k, v in dict(recipe.get("schedule") or {}).items() if k not in _RESUMABLE_KEYS}
+    return recipe_hash(core)
+
+
+def resolve_recipe(recipe: str | os.PathLike | Mapping[str, Any], *, preset: str | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """A :class:`Recipe` from a name, a path or an already resolved recipe, with ``overrides`` merged in."""
+    if isinstance(recipe, Recipe):
+        if preset is not None and preset != recipe.preset:
+            raise InputError(f"recipe {recipe.name!r} was resolved with preset {recipe.preset!r}, not {preset!r}")
+        if not overrides:
+            return recipe
+        return Recipe(deep_merge(recipe, _nest(overrides)), path=recipe.path, presets=recipe.presets)
+    if isinstance(recipe, Mapping):
+        return Recipe(deep_merge(recipe, _nest(overrides or {})), path=Path(f"<{recipe.get('name')}>"),
+                      presets=[])
+    return load_recipe(recipe, preset=preset, overrides=overrides)
+
+
+def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def resolve_dataset(dataset, root: str | os.PathLike | None = None) -> tuple[Any, str]:
+    """(dataset object, dataset name) from a dataset name (via ``hdrbench.data.get_dataset``) or an object."""
+    if isinstance(dataset, str):
+        from hdrbench.data import get_dataset
+
+        return get_dataset(dataset, root=root), dataset
+    name = getattr(dataset, "name", None) or type(dataset).__name__
+    return dataset, str(name)
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device):
+    """Deterministic kernels while training (restores the previous global settings afterwards)."""
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_bench = torch.backends.cudnn.benchmark
+    prev_cudnn_det = torch.backends.cudnn.deterministic
+    # warn_only: a CUDA op without a deterministic kernel warns instead of stopping a long GPU run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+        torch.backends.cudnn.benchmark = prev_bench
+        torch.backends.cudnn.deterministic = prev_cudnn_det
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) with ``seed``.
+
+    Every rank uses the same seed: networks start equal (rank 0's weights are broadcast anyway) and a
+    task's per-iteration random choices (e.g. the proposed method's reference EV) agree across ranks, as
+    they would for the global batch in one process.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if channels_last and value.dim() == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
+def _archive_previous(run_dir: Path) -> None:
+    """Before a fresh (not resumed) run: keep an existing checkpoint as ``checkpoint-<hash>.pt``."""
+    current = run_dir / ckpt.CHECKPOINT_NAME
+    if current.is_file():
+        try:
+            old_hash = ckpt.peek(current).get("recipe_hash", "unknown")
+        except InputError:
+            old_hash = "unreadable"
+        os.replace(current, run_dir / f"checkpoint-{old_hash}.pt")
+    prev = run_dir / ckpt.PREVIOUS_NAME
+    if prev.is_file():
+        prev.unlink()
+
+
+class _Log:
+    """Append-only text log (rank 0); one line per event, flushed at once so a killed run keeps its log."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def write(self, text: str) -> None:
+        if self.path is None:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {text}\n")
+
+
+def prepare_task(recipe: Recipe, device: torch.device, *, amp: str | None = None, channels_last: bool = False,
+                 compile: bool = False) -> TrainTask:
+    """Build the recipe's training task on ``device`` the way :func:`train` runs it.
+
+    Networks are moved to ``device`` (channels-last when asked), rank 0's weights are broadcast to every
+    rank of a distributed run, networks are compiled when asked (after the broadcast, so the compiled
+    modules share the broadcast parameters), and ``task.scaler`` (a ``GradScaler`` for fp16, else None)
+    and ``task.amp`` are set. The caller seeds the RNGs first (weights are drawn here).
+
+    Raises:
+        NotImplementedError: fp16 asked for a task that does not scale its losses.
+    """
+    task = get_task_class(recipe["task"])(recipe, device)
+    modules = task.modules()
+    for module in modules.values():
+        module.to(device)
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+    scaler = None
+    if amp == "fp16":
+        if not getattr(task, "supports_grad_scaler", False):
+            raise NotImplementedError(
+                f"amp='fp16' needs loss scaling inside task {recipe['task']!r}, which does not declare "
+                "supports_grad_scaler = True; use amp='bf16' (no loss scaling needed)")
+        scaler = torch.amp.GradScaler(device.type)
+    task.scaler = scaler
+    task.amp = amp
+    dist_utils.broadcast_parameters(modules)
+    if compile:
+        for module in modules.values():
+            module.compile()
+    return task
+
+
+def autocast_context(device: torch.device, amp: str | None):
+    """The autocast context of one iteration (a null context for fp32)."""
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
+
+
+def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    """Move a batch's tensors to ``device`` (4-D ones channels-last when asked)."""
+    return _to_device(batch, device, channels_last)
+
+
+def train(
+    recipe: str | os.PathLike | Mapping[str, Any],
+    dataset,
+    *,
+    iters: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "cpu",
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    resume: bool = False,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    preset: str | None = None,
+    root: str | os.PathLike | None = None,
+    save_every: int | None = None,
+    log_every: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a recipe on a dataset and return the final checkpoint's path.
+
+    Args:
+        recipe: recipe name, path to a ``.toml`` file, or a resolved :class:`Recipe`.
+        dataset: dataset name (``synthetic``, ``hdr-folder:<path>``, ...) or a dataset object
+            (``scenes(split)``, ``load(split, scene)`` and a ``name`` attribute).
+        iters: total iterations (overrides ``schedule.iters``).
+        batch_size: samples per process and iteration (overrides ``schedule.batch_size``; the global batch
+            is ``batch_size * world_size``).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (under ``torchrun`` each process uses ``cuda:LOCAL_RANK``).
+        amp: ``None`` (fp32), ``"bf16"`` or ``"fp16"`` autocast around each iteration. fp16 needs a task that
+            scales its losses with the ``scaler`` attribute the trainer sets (``supports_grad_scaler = True``).
+        channels_last: convert networks and 4-D batch tensors to the channels-last memory format.
+        compile: ``torch.compile`` every network (in place, ``nn.Module.compile``).
+        resume: continue from the run folder's latest checkpoint (fresh start when there is none).
+        out: run folder (default ``runs/<method>__<dataset-slug>``).
+        seed: seed of weights, data order and augmentation.
+        preset: recipe preset (when ``recipe`` is a name or path).
+        root: dataset root (when ``dataset`` is a name).
+        save_every: checkpoint interval in iterations (overrides ``schedule.save_every``).
+        log_every: log interval in iterations (overrides ``schedule.log_every``).
+        progress: show a progress bar on rank 0.
+
+    Returns:
+        Path of the checkpoint written at the last iteration.
+
+    Raises:
+        TrainingDivergedError: a loss became NaN/Inf (names the iteration and the loss term).
+        InputError: bad options, or ``resume`` onto a checkpoint of another recipe configuration.
+    """
+    if amp not in (None, "bf16", "fp16"):
+        raise InputError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    overrides: dict[str, Any] = {}
+    for key, value in (("schedule.iters", iters), ("schedule.batch_size", batch_size),
+                       ("schedule.save_every", save_every), ("schedule.log_every", log_every)):
+        if value is not None:
+            if not isinstance(value, int) or value <= 0:
+                raise InputError(f"{key.split('.')[1]} must be a positive integer, got {value!r}")
+            overrides[key] = value
+    recipe = resolve_recipe(recipe, preset=preset, overrides=overrides)
+    schedule = recipe.section("schedule")
+    if "iters" not in schedule:
+        raise InputError(f"recipe {recipe.path}: schedule.iters is not set; pass iters=")
+    total = int(schedule["iters"])
+    batch = int(schedule.get("batch_size", 1))
+    save_interval = int(schedule.get("save_every", min(1000, total)))
+    log_interval = int(schedule.get("log_every", 10))
+    rhash = recipe.hash
+
+    info = dist_utils.init_distributed(device)
+    device = dist_utils.local_device(device, info)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but CUDA is not available")
+    dataset_obj, dataset_name = resolve_dataset(dataset, root)
+    run_dir = run_dir_for(recipe.name, dataset_name, out)
+    ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
+    main = info.is_main
+    log = _Log(run_dir / "train.log" if main else None)
+
+    with deterministic(device):
+        seed_everything(seed)
+        task = prepare_task(recipe, device, amp=amp, channels_last=channels_last, compile=compile)
+        modules = task.modules()
+        optimizers = task.optimizers()
+        schedulers = task.schedulers()
+        scaler = task.scaler
+        hooks = dist_utils.synchronize_gradients(optimizers)
+        data = TrainingData(dataset_obj, recipe.section("data"), batch_size=batch, seed=seed,
+                            rank=info.rank, world_size=info.world_size)
+
+        start = 0
+        if resume:
+            found = ckpt.latest(run_dir)
+            if found is None:
+                log.write(f"resume: no checkpoint in {run_dir}; starting from iteration 0")
+            else:
+                state = ckpt.load_checkpoint(found, map_location=device)
+                stored = state.get("recipe", {})
+                if resume_key(stored) != resume_key(recipe):
+                    raise InputError(
+                        f"cannot resume from {found}: it was trained with recipe hash {state.get('recipe_hash')} "
+                        f"(preset {stored.get('preset')!r}), this run resolves to {rhash} (preset {recipe.preset!r}); "
+                        "use the same recipe, preset and batch size, or train without --resume")
+                start = ckpt.restore_training(state, modules=modules, optimizers=optimizers, schedulers=schedulers,
+                                              scaler=scaler, data=data, path=str(found))
+                log.write(f"resumed from {found} at iteration {start}")
+        elif main and run_dir.exists():
+            _archive_previous(run_dir)
+        dist_utils.barrier()
+
+        settings = {"recipe": dict(recipe), "recipe_hash": rhash, "dataset": dataset_name, "seed": seed,
+                    "device": str(device), "amp": amp, "channels_last": channels_last, "compile": compile,
+                    "world_size": info.world_size, "batch_size_per_process": batch, "iters": total}
+        if main:
+            atomic_write_text(run_dir / "recipe.json", json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            log.write(f"start {recipe.name} (preset {recipe.preset}, hash {rhash}) on {dataset_name}: "
+                      f"iterations {start}..{total}, batch {batch} x {info.world_size} processes, device {device}, "
+                      f"amp {amp}, channels_last {channels_last}, compile {compile}, seed {seed}")
+
+        def save(iteration: int) -> None:
+            if main:
+                state = ckpt.training_state(
+                    modules=modules, optimizers=optimizers, schedulers=schedulers, iteration=iteration,
+                    data_state=data.state_dict(), recipe=recipe, recipe_hash=rhash, scaler=scaler,
+                    extra={"dataset": dataset_name, "preset": recipe.preset, "method": recipe.name, "seed": seed,
+                           "iters": total, "complete": iteration >= total, "amp": amp,
+                           "world_size": info.world_size})
+                ckpt.save_checkpoint(ckpt_path, state)
+            dist_utils.barrier()
+
+        autocast = autocast_context(device, amp)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, disable=not (main and progress), desc=f"train {recipe.name}",
+                   unit="it", dynamic_ncols=True)
+        for module in modules.values():
+            module.train()
+        t0, done_since_log = time.perf_counter(), 0
+        try:
+            if start >= total and main:
+                msg = (f"nothing to train: the checkpoint in {run_dir} is already at iteration {start} of {total} "
+                       "(pass a larger iters to continue it)")
+                log.write(msg)
+                print(msg, file=sys.stderr)
+            for it in range(start, total):
+                batch_data = _to_device(data.next_batch(), device, channels_last)
+                with autocast:
+                    losses = task.train_step(batch_data, it)
+                if scaler is not None:
+                    scaler.update()
+                values = {k: float(v) for k, v in losses.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if dist_utils.any_true(bool(bad), device):
+                    last = ckpt.latest(run_dir) if main else None
+                    term = f"{bad[0]} = {values[bad[0]]}" if bad else "a loss on another rank"
+                    msg = (f"training stopped: non-finite loss at iteration {it + 1} of {total} ({term}); "
+                           f"weights after this step were not saved; last good checkpoint: "
+                           f"{last if last else 'none (no checkpoint was written yet)'}")
+                    log.write(msg)
+                    raise TrainingDivergedError(msg)
+                done = it + 1
+                done_since_log += 1
+                if main:
+                    bar.update(1)
+                    total_loss = sum(values.values())
+                    bar.set_postfix(loss=f"{total_loss:.4g}", refresh=False)
+                if done % log_interval == 0 or done == total:
+                    mean = dist_utils.mean_over_ranks(values, device)
+                    elapsed = time.perf_counter() - t0
+                    speed = done_since_log / elapsed if elapsed > 0 else float("nan")
+                    log.write(f"iter {done}/{total} " + " ".join(f"{k}={v:.6g}" for k, v in sorted(mean.items()))
+                              + f" it/s={speed:.3f}")
+                    t0, done_since_log = time.perf_counter(), 0
+                if done % save_interval == 0 or done == total:
+                    save(done)
+            if start >= total and not ckpt_path.exists():
+                save(start)
+        finally:
+            bar.close()
+            for handle in hooks:
+                handle.remove()
+    if main:
+        log.write(f"done: {ckpt_path}")
+    return ckpt_path
