@@ -150,3 +150,22 @@ def test_trains_and_evaluates_end_to_end(shared_data, tmp_path):
     records = train_and_evaluate("expandnet", shared_data, tmp_path)
     hdr = records[records.target == "hdr"]
     assert len(hdr) == 1 and hdr.error.isna().all() and np.isfinite(hdr.value).all()
+
+
+def test_evaluate_runs_from_official_weights_without_a_checkpoint(tmp_path):
+    from hdrbench.cli import main
+    from hdrbench.evaluate.trained import load_trained_method
+
+    path = tmp_path / "weights.pth"
+    torch.save(official_state(), path)
+    method = load_trained_method("expandnet", dataset=None, weights=str(path))
+    # The loaded network holds exactly the file's tensors (through the official key mapping).
+    expected = load_official_weights(ExpandNet(width=64), path).state_dict()
+    got = method.model.state_dict()
+    matched = [k for k, v in expected.items() if any(torch.equal(v, w) for w in got.values())]
+    assert len(matched) == len(expected)
+    assert main(["evaluate", "--method", "expandnet", "--weights", str(path), "--dataset", "synthetic",
+                 "--dataset-option", "n_test=1", "--dataset-option", "n_train=1", "--resolution", "32",
+                 "--hdr-metrics", "pu21-psnr", "--no-progress"]) == 0
+    with pytest.raises(InputError, match="no official weights"):  # the card's reason, passed through
+        load_trained_method("deep-chain-hdri", dataset=None, weights=str(path))

@@ -178,3 +178,19 @@ def test_bench_train_appends_rows_with_ratios_and_a_schedule_estimate(tmp_path, 
         assert [r["variant"] for r in rows if r["preset"] == "paper"][0] == "fp32"
     else:
         assert "preset paper: no CUDA" in printed and not [r for r in rows if r["preset"] == "paper"]
+
+
+def test_run_publishes_records_for_the_report_layer(tmp_path, capsys):
+    from hdrbench.report.records_io import read_records
+
+    assert main(["run", "--method", "ldr-linear", *DATA, *METRICS, "--publish-records", "--no-progress"]) == 0
+    published = tmp_path / "results" / "records" / "synthetic" / "ldr-linear.records.csv"
+    df = read_records([tmp_path / "results" / "records"])
+    assert published.is_file() and set(df["method"]) == {"ldr-linear"}
+    assert set(df["metric"]) == {"pu21-psnr"} and (df["error"] == "").all()
+    # Another protocol is published beside it, not over it (the protocol-sensitivity table needs both).
+    assert main(["run", "--method", "ldr-linear", *DATA, *METRICS, "--publish-records", "--no-progress",
+                 "--protocol", "display"]) == 0
+    assert published.is_file() and published.with_name("ldr-linear--display.records.csv").is_file()
+    df = read_records([tmp_path / "results" / "records"])
+    assert set(df["protocol"]) == {"singlehdr", "display"}

@@ -41,6 +41,9 @@ def register(sub) -> None:
                    help="dataset reader option, e.g. n_test=4 (repeatable)")
     p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. linearize=gamma2.2 (repeatable)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="evaluate a baseline recipe from its official weights file instead of a checkpoint "
+                        "(same as --method-option weights=PATH; the method's card says which can)")
     p.add_argument("--seed", type=int, default=0, help="torch seed set before each scene (default: 0)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not update results/leaderboard-<dataset>.csv")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -56,10 +59,13 @@ def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    method_options = _options(args.method_option, "method")
+    if args.weights:
+        method_options["weights"] = args.weights
     path = evaluate(
         args.method, args.dataset, split=args.split, limit=args.limit, protocol=args.protocol, device=args.device,
         out=args.out, root=args.root, resolution=args.resolution,
-        dataset_options=_options(args.dataset_option, "dataset"), method_options=_options(args.method_option, "method"),
+        dataset_options=_options(args.dataset_option, "dataset"), method_options=method_options,
         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics), seed=args.seed,
         progress=not args.no_progress, leaderboard=not args.no_leaderboard, publish=args.publish_records,
         save_hdr=args.save_hdr,

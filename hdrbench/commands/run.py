@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")
     p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
     p.add_argument("--no-leaderboard", action="store_true", help="do not update the leaderboard")
+    p.add_argument("--publish-records", action="store_true",
+                   help="also copy the records to results/records/<dataset>/<method>.records.csv (read by "
+                        "'hdrbench tables')")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,7 @@ def run(args) -> int:
                          channels_last=args.channels_last, compile=args.compile, seed=args.seed, retrain=args.retrain,
                          split=args.split, limit=args.limit, protocol=args.protocol,
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
-                         resolution=args.resolution,
+                         resolution=args.resolution, publish=args.publish_records,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
                          stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics))
     finally:

@@ -362,7 +362,8 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             lb = update_leaderboard(records, dataset=ds.name, results=results)
             log.info("leaderboard updated: %s", lb)
         if publish:
-            published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results)
+            published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,
+                                        protocol=proto.name)
             log.info("records published: %s", published)
         run.close()
         return run.path
@@ -370,8 +371,14 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         distributed.teardown(ranks)
 
 
-def published_records_path(dataset_slug: str, method: str, results: str | Path | None = None) -> Path:
-    """``<results>/records/<dataset slug>/<method>.records.csv``.
+#: Records evaluated under this protocol are published as ``<method>.records.csv``; others get a suffix.
+DEFAULT_PUBLISHED_PROTOCOL = "singlehdr"
+
+
+def published_records_path(dataset_slug: str, method: str, results: str | Path | None = None,
+                           protocol: str = DEFAULT_PUBLISHED_PROTOCOL) -> Path:
+    """``<results>/records/<dataset slug>/<method>.records.csv`` (``<method>--<protocol>.records.csv`` for a
+    protocol other than the default, so that evaluations under several protocols sit side by side).
 
     The ``.records.csv`` suffix is what :func:`hdrbench.report.records_io.read_records` collects when given a
     folder, so ``hdrbench tables --records results/records`` reads every published file.
@@ -379,12 +386,14 @@ def published_records_path(dataset_slug: str, method: str, results: str | Path |
     from hdrbench.evaluate.runs import _safe
     from hdrbench.paths import results_dir
 
-    return Path(results or results_dir()) / "records" / dataset_slug / f"{_safe(method)}.records.csv"
+    stem = _safe(method) if protocol == DEFAULT_PUBLISHED_PROTOCOL else f"{_safe(method)}--{_safe(protocol)}"
+    return Path(results or results_dir()) / "records" / dataset_slug / f"{stem}.records.csv"
 
 
 def publish_records(records: list[dict], *, dataset_slug: str, method: str,
-                    results: str | Path | None = None) -> Path:
-    """Write one run's records to the published record set (atomically; replaces the method's older file)."""
+                    results: str | Path | None = None, protocol: str = DEFAULT_PUBLISHED_PROTOCOL) -> Path:
+    """Write one run's records to the published record set (atomically; replaces the older file of the same
+    method and protocol)."""
     from hdrbench.evaluate.runs import write_records_csv
 
-    return write_records_csv(published_records_path(dataset_slug, method, results), records)
+    return write_records_csv(published_records_path(dataset_slug, method, results, protocol), records)

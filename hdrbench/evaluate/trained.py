@@ -134,7 +134,9 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
         device: device to run the networks on.
         preset: accept only a checkpoint trained with this preset.
         checkpoint: an explicit checkpoint file (skips the lookup).
-        **options: none are accepted yet (a trained method's behaviour is fixed by its recipe).
+        **options: ``weights=PATH`` evaluates the recipe's network initialised from an official weights file
+            (``[model] weights``; the baseline cards say which arches can read one) instead of a checkpoint;
+            ``preset`` then chooses the network size (default ``paper``, the size official weights have).
 
     Raises:
         InputError: no checkpoint, a checkpoint of another recipe, or unknown options.
@@ -143,8 +145,13 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     from hdrbench.train.recipes import Recipe
     from hdrbench.train.trainer import get_task_class
 
+    weights = options.pop("weights", None)
     if options:
-        raise InputError(f"trained method {name!r} takes no options, got {sorted(options)}")
+        raise InputError(f"trained method {name!r} takes only the option 'weights', got {sorted(options)}")
+    if weights is not None:
+        if checkpoint is not None:
+            raise InputError(f"trained method {name!r}: give a checkpoint or official weights, not both")
+        return _from_official_weights(name, weights, preset=preset or "paper", device=torch.device(device))
     if checkpoint is None:
         if dataset is None:
             raise InputError(f"trained method {name!r}: give the dataset it was trained on (or a checkpoint path)")
@@ -165,3 +172,19 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     info["card"] = recipe.get("card", {})
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)
+
+
+def _from_official_weights(name: str, weights: str | os.PathLike, *, preset: str, device: torch.device) -> TrainedMethod:
+    """The inference model of recipe ``name`` at ``preset``, built with ``[model] weights = weights``."""
+    from hdrbench.train.recipes import load_recipe
+    from hdrbench.train.trainer import get_task_class
+
+    try:
+        recipe = load_recipe(name, preset=preset, overrides={"model.weights": str(weights)})
+        task = get_task_class(recipe["task"])(recipe, device)
+    except TypeError as exc:  # the arch has no ``weights`` argument
+        raise InputError(f"recipe {name!r} cannot load official weights ({exc}); see the card in "
+                         f"methods/{name}.toml for why") from None
+    model = task.inference_model().to(device).eval()
+    info = {"preset": preset, "weights": str(weights), "card": dict(recipe.get("card") or {})}
+    return TrainedMethod(name, model, recipe_hash=recipe.hash, checkpoint=Path(weights), info=info, device=device)
