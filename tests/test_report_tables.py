@@ -173,3 +173,18 @@ def test_infinite_psnr_is_a_result_not_a_failure():
     row = out.iloc[0]
     assert row["n_images"] == 2 and row["n_failed"] == 0
     assert row["mean"] == np.inf and np.isnan(row["std"])
+
+
+def test_report_and_tables_commands_write_the_index(tmp_path, capsys):
+    from hdrbench.cli import main
+
+    path = tmp_path / "records.csv"
+    _write(_records(np.random.default_rng(3)), path)
+    assert main(["tables", "--records", str(path), "--out", str(tmp_path / "a"), "--no-figures"]) == 0
+    assert main(["report", "--records", str(path), "--out", str(tmp_path / "b")]) == 0
+    for out in ("a", "b"):
+        index = (tmp_path / out / "README.md").read_text(encoding="utf-8")
+        assert "tables/stack_table.csv" in index and "hdrbench tables --records" in index
+    # A grid needs its three arguments together: a clear error, exit status 2.
+    assert main(["report", "--records", str(path), "--out", str(tmp_path / "c"), "--grid-scenes", "x"]) == 2
+    assert "--grid-runs" in capsys.readouterr().err

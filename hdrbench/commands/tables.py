@@ -34,7 +34,7 @@ def _tables(args) -> int:
 
     cmd = f"hdrbench tables --records {' '.join(args.records)} --out {args.out}"
     written = build_tables(args.records, Path(args.out), protocol=args.protocol, command=cmd,
-                           figures_on=not args.no_figures)
+                           figures_on=not getattr(args, "no_figures", False))
     for name, paths in written.items():
         print(f"{name}: {', '.join(str(p) for p in paths)}")
     return 0
@@ -65,4 +65,9 @@ def _report(args) -> int:
                                             protocol=args.protocol)
         paths = save_figure(fig, Path(args.out) / "figures" / f"qualitative-{slug(args.dataset)}")
         print("qualitative grid: " + ", ".join(str(p) for p in paths))
+    if args.dataset or args.grid_scenes:
+        from hdrbench.report.build import write_index
+
+        # Re-index so the page links the study and the grid written after the tables.
+        write_index(Path(args.out), {}, f"hdrbench tables --records {' '.join(args.records)} --out {args.out}")
     return rc

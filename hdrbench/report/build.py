@@ -31,6 +31,26 @@ TABLE_CAPTIONS = {
 }
 
 
+#: Captions of outputs written by ``hdrbench report`` / ``hdrbench calibrate --study`` (by file-name prefix).
+OTHER_CAPTIONS = {
+    "crf_study": "CRF consistency (paper Fig. 3): inverse CRFs per scene and estimator, spread sigma across scenes",
+    "qualitative": "Qualitative grid (paper Figs. 6-7): Reinhard tone-mapped outputs, HDR-VDP-2 Q and P_map",
+    "correlation": "Correlation scatter (paper Fig. 5)",
+    "correlation_points": "Correlation study: per-image points",
+}
+
+
+def _other_caption(name: str) -> str:
+    """Caption of ``tables/<stem>`` or ``figures/<stem>``: the longest matching prefix, then the stem itself."""
+    stem = name.split("/", 1)[1]
+    if stem in TABLE_CAPTIONS:
+        return TABLE_CAPTIONS[stem]
+    for prefix in sorted(OTHER_CAPTIONS, key=len, reverse=True):
+        if stem.startswith(prefix):
+            return f"{OTHER_CAPTIONS[prefix]} ({stem})"
+    return stem
+
+
 def slug(text: str) -> str:
     """File-name-safe form of a dataset name (``hdr-folder:/a/b`` -> ``hdr-folder-a-b``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "dataset"
@@ -90,10 +110,20 @@ def write_index(out: Path, written: dict[str, list[Path]], command: str) -> Path
     if extra.is_file():
         lines += [extra.read_text(encoding="utf-8").rstrip(), ""]
     lines += ["| output | files |", "|---|---|"]
+    listed = {p.resolve() for paths in written.values() for p in paths}
     for name, paths in written.items():
         links = ", ".join(f"[{p.suffix.lstrip('.')}]({p.relative_to(out).as_posix()})" for p in paths)
         desc = TABLE_CAPTIONS.get(name, name)
         lines.append(f"| {desc} | {links} |")
+    # Outputs of `hdrbench report` (CRF study, qualitative grids) and earlier runs kept in the folder.
+    others: dict[str, list[Path]] = {}
+    for sub in ("tables", "figures"):
+        for p in sorted((out / sub).glob("*")) if (out / sub).is_dir() else []:
+            if p.is_file() and p.resolve() not in listed and p.suffix in (".csv", ".md", ".tex", ".png", ".pdf"):
+                others.setdefault(f"{sub}/{p.stem}", []).append(p)
+    for name, paths in others.items():
+        links = ", ".join(f"[{p.suffix.lstrip('.')}]({p.relative_to(out).as_posix()})" for p in paths)
+        lines.append(f"| {_other_caption(name)} | {links} |")
     path = out / "README.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -77,7 +77,11 @@ def crf_curves(curves: pd.DataFrame, sigma: pd.DataFrame, *, dataset: str):
         ax.set_xlabel("pixel value Z (normalised)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("relative irradiance f⁻¹(Z) (normalised)")
-    fig.suptitle(f"Inverse CRF consistency across scenes — {dataset} (green channel)", fontsize=10)
+    n_scenes = curves["scene"].nunique()
+    if n_scenes <= 12:  # one colour per scene; beyond a dozen a legend is unreadable
+        axes[0][-1].legend(fontsize=6, title="scene", title_fontsize=7, loc="upper left")
+    fig.suptitle(f"Inverse CRF consistency across {n_scenes} scenes — {dataset} (green channel)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig, axes[0]
 
 
@@ -94,7 +98,7 @@ def qualitative_grid(images: Sequence[Sequence[np.ndarray]], row_labels: Sequenc
     n_rows, n_cols = len(images), len(col_labels)
     per_scene = 2 if pmaps is not None else 1
     fig, axes = plt.subplots(n_rows * per_scene, n_cols, figsize=(2.4 * n_cols, 2.5 * n_rows * per_scene),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     mappable = None
     for r in range(n_rows):
         for c in range(n_cols):
@@ -112,6 +116,8 @@ def qualitative_grid(images: Sequence[Sequence[np.ndarray]], row_labels: Sequenc
                 pm = pmaps[r][c]
                 if pm is not None:
                     mappable = pax.imshow(pm, cmap="inferno", vmin=0, vmax=1)
+                else:
+                    pax.set_frame_on(False)  # the reference has no detection map
                 pax.set_xticks([])
                 pax.set_yticks([])
                 if c == 0:
