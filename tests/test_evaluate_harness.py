@@ -78,7 +78,7 @@ def _check_leaderboard(records, dataset, tmp, n_scenes) -> pd.DataFrame:
     # Independent aggregation with pandas from the run's records must equal the leaderboard.
     for m, rows in records.items():
         df = pd.DataFrame(rows)
-        hdr = df[df.target == "hdr"].groupby("metric")["value"].agg(["mean", lambda v: np.std(v, ddof=0)])
+        hdr = df[df.target == "hdr"].groupby("metric")["value"].agg(["mean", lambda v: np.std(v, ddof=1)])
         mine = lb[(lb.method == m) & (lb.target == "hdr")].set_index("metric")
         for metric, (mean, std) in hdr.iterrows():
             assert float(mine.loc[metric, "mean"]) == pytest.approx(mean, rel=1e-12)
@@ -157,8 +157,9 @@ def test_failures_are_rows_and_counted(tmp_path):
     assert all(math.isnan(r["value"]) and "NaN" in r["error"] for r in by_scene["img1"])
     assert all(math.isfinite(r["value"]) and not r["error"] for r in by_scene["img2"])
     lb = read_leaderboard_file(leaderboard_path(dataset, tmp_path / "results"))
-    assert {(r["metric"], r["n_images"], r["n_failed"]) for r in lb} == {("pu21-psnr", "3", "2"),
-                                                                          ("pu21-ssim", "3", "2")}
+    # One valid image of three: n_images counts valid images, n_failed the failed ones.
+    assert {(r["metric"], r["n_images"], r["n_failed"]) for r in lb} == {("pu21-psnr", "1", "2"),
+                                                                          ("pu21-ssim", "1", "2")}
     assert "out of memory" in (path / "log.txt").read_text()
 
 

@@ -51,10 +51,11 @@ def test_aggregate_counts_failures_and_matches_numpy():
     row = rows[0]
     valid = np.array([10.0, 12.5, 20.0])  # NaN and error rows are left out of the mean, and counted
     assert float(row["mean"]) == pytest.approx(valid.mean(), rel=1e-15)
-    assert float(row["std"]) == pytest.approx(valid.std(ddof=0), rel=1e-12)
-    assert (row["n_images"], row["n_failed"]) == ("5", "2")
+    # Sample std (ddof = 1) and valid-image counts: the conventions of the report's tables.
+    assert float(row["std"]) == pytest.approx(valid.std(ddof=1), rel=1e-12)
+    assert (row["n_images"], row["n_failed"]) == ("3", "2")
     every_failed = aggregate(_records("r2", [math.nan, math.nan], errors=["x", "y"]))[0]
-    assert every_failed["mean"] == "nan" and every_failed["n_failed"] == "2" and every_failed["n_images"] == "2"
+    assert every_failed["mean"] == "nan" and every_failed["n_failed"] == "2" and every_failed["n_images"] == "0"
 
 
 def test_update_is_idempotent_per_run_and_keeps_other_runs(tmp_path):

@@ -1,9 +1,10 @@
 """Leaderboards: one CSV per dataset, ``results/leaderboard-<dataset slug>.csv``, aggregated per run.
 
 Each evaluation adds one block of rows keyed by its ``run_id``: per method x protocol x target x EV x
-metric, the mean and (population) standard deviation over the valid values, the number of images and the
-number of failed ones. Failed rows (``error`` set, or a NaN value) count in ``n_images`` and ``n_failed``
-and are left out of the mean; they are never dropped silently.
+metric, the mean and the sample standard deviation (ddof = 1, "mean ± std over test images" as in the
+paper's tables and in ``hdrbench tables``) over the valid values, ``n_images`` (images with a valid value)
+and ``n_failed`` (failed rows: ``error`` set, or a NaN value). Failed rows are left out of the mean and
+counted, never dropped silently; the conventions are those of :mod:`hdrbench.report.aggregate`.
 
 Concurrency and crashes. An update takes a ``filelock.FileLock`` on ``<file>.lock``, reads the current file,
 replaces the rows of its own ``run_id`` (so re-writing one run is idempotent), writes the whole table to a
@@ -70,10 +71,10 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
             std = math.nan
         else:
             mean = float(vals.mean()) if len(vals) else math.nan
-            std = float(vals.std()) if len(vals) else math.nan
+            std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
         first = rows[0]
         row = dict(zip(GROUP_KEYS, key))
-        row.update(mean=_fmt(mean), std=_fmt(std), n_images=str(len({r["scene"] for r in rows})), n_failed=str(failed),
+        row.update(mean=_fmt(mean), std=_fmt(std), n_images=str(len(valid)), n_failed=str(failed),
                    seed=str(first.get("seed", "")), hdrbench_version=str(first.get("hdrbench_version", "")),
                    torch_version=str(first.get("torch_version", "")), timestamp=str(first.get("timestamp", "")))
         out.append(row)
@@ -141,7 +142,7 @@ def update_leaderboard(records: Iterable[dict], *, dataset: str, results: str | 
 
 
 def leaderboard_text(dataset: str, *, results: str | Path | None = None, all_runs: bool = False) -> str:
-    """The leaderboard as a text table: per method (latest run unless ``all_runs``) and protocol, each HDR
+    """The leaderboard as a text table: per method and protocol (latest run unless ``all_runs``), each HDR
     metric's mean +- std, then the stack metrics averaged over the positive and the negative EVs."""
     import pandas as pd
 
@@ -155,8 +156,11 @@ def leaderboard_text(dataset: str, *, results: str | Path | None = None, all_run
     for c in ("n_images", "n_failed"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(int)
     if not all_runs:
-        latest = df.sort_values("timestamp").groupby(["method", "split", "resolution"])["run_id"].last()
-        df = df[df["run_id"].isin(set(latest))]
+        # Latest run per method and protocol: an evaluation under a second protocol does not hide the first.
+        # Stack rows carry no protocol, so they come from each method's latest run.
+        keys = ["method", "split", "resolution", "protocol"]
+        latest = df.sort_values("timestamp", kind="stable").groupby(keys)["run_id"].last().reset_index()
+        df = df.merge(latest, on=[*keys, "run_id"], how="inner")
     out = [f"leaderboard {path}"]
     hdr = df[df["target"] == "hdr"]
     if len(hdr):
