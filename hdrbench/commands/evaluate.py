@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-
-def _options(pairs: list[str] | None, what: str) -> dict:
-    from hdrbench.errors import InputError
-
-    out: dict = {}
-    for item in pairs or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--{what}-option expects KEY=VALUE, got {item!r}")
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        out[key.replace("-", "_")] = value
-    return out
+from hdrbench.commands.train import options
 
 
 def register(sub) -> None:
@@ -59,13 +43,13 @@ def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
-    method_options = _options(args.method_option, "method")
+    method_options = options(args.method_option, "--method-option")
     if args.weights:
         method_options["weights"] = args.weights
     path = evaluate(
         args.method, args.dataset, split=args.split, limit=args.limit, protocol=args.protocol, device=args.device,
         out=args.out, root=args.root, resolution=args.resolution,
-        dataset_options=_options(args.dataset_option, "dataset"), method_options=method_options,
+        dataset_options=options(args.dataset_option, "--dataset-option"), method_options=method_options,
         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics), seed=args.seed,
         progress=not args.no_progress, leaderboard=not args.no_leaderboard, publish=args.publish_records,
         save_hdr=args.save_hdr,
