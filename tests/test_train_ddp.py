@@ -29,7 +29,9 @@ args = json.loads(sys.argv[1])
 train(args["recipe"], tt.ToyDataset(), out=args["out"], seed=0, iters=args["iters"], batch_size=args["batch"],
       progress=False)
 info = dist_utils.env_info()
-print("RANK", info.rank, "WORLD", info.world_size, "ACTIVE", dist_utils.is_active(), flush=True)
+# One file per rank: two ranks printing to one pipe can interleave their lines.
+with open(f"{{args['out']}}/rank{{info.rank}}.txt", "w") as fh:
+    fh.write(f"RANK {{info.rank}} WORLD {{info.world_size}} ACTIVE {{dist_utils.is_active()}}")
 dist_utils.shutdown()
 """
 
@@ -56,7 +58,9 @@ def test_two_process_gloo_matches_one_process_on_the_same_global_batch(tmp_path)
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           str(script), args("two", 2)], env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stdout + two.stderr
-    assert "RANK 0 WORLD 2 ACTIVE True" in two.stdout and "RANK 1 WORLD 2 ACTIVE True" in two.stdout
+    for rank in (0, 1):
+        marker = (tmp_path / "two" / f"rank{rank}.txt").read_text()
+        assert marker == f"RANK {rank} WORLD 2 ACTIVE True", marker
     assert json.loads((tmp_path / "two" / "recipe.json").read_text())["world_size"] == 2
 
     a, b = _weights(tmp_path / "one" / "checkpoint.pt"), _weights(tmp_path / "two" / "checkpoint.pt")
