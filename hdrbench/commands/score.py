@@ -85,14 +85,11 @@ def _parse_display(text: str) -> tuple[float, float]:
 
 def _load(path: str):
     """Read an image with the suite's reader: returns (tensor (1, 3, H, W) float64, LoadedImage)."""
-    import numpy as np
-    import torch
-
+    from hdrbench.data.base import to_chw
     from hdrbench.imaging.io import read_image
 
     img = read_image(path)
-    data = np.ascontiguousarray(img.data.transpose(2, 0, 1)).astype(np.float64)
-    return torch.from_numpy(data)[None], img
+    return to_chw(img.data)[None].double(), img
 
 
 def _check_hdr_file(option: str, path: str, x) -> None:

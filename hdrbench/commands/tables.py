@@ -69,5 +69,5 @@ def _report(args) -> int:
         from hdrbench.report.build import write_index
 
         # Re-index so the page links the study and the grid written after the tables.
-        write_index(Path(args.out), {}, f"hdrbench tables --records {' '.join(args.records)} --out {args.out}")
+        write_index(Path(args.out), f"hdrbench tables --records {' '.join(args.records)} --out {args.out}")
     return rc

@@ -57,6 +57,18 @@ def _save_hdr(path: Path, hdr: torch.Tensor) -> None:
     write_image(path, hdr[0].detach().float().permute(1, 2, 0).cpu().numpy())
 
 
+def merge_scene_stack(stack: torch.Tensor, evs: Sequence[float], inverse_crf: Any = "debevec") -> Any:
+    """Merge a ``(N, E, 3, H, W)`` stack with the harness's settings (t = 2^EV, :data:`MERGE_SETTINGS`).
+
+    Returns:
+        The synthesis layer's ``MergeResult`` (``hdr`` (N, 3, H, W) linear relative, ``inverse_crf``).
+    """
+    from hdrbench.imaging.synthesis import merge_stack
+
+    times = torch.tensor([2.0**e for e in evs], dtype=torch.float64, device=stack.device)
+    return merge_stack(stack, times, inverse_crf=inverse_crf, **MERGE_SETTINGS)
+
+
 def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
 
@@ -94,10 +106,7 @@ class _SceneScorer:
                 if only is None or t == only]
 
     def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
-        from hdrbench.imaging.synthesis import merge_stack
-
-        times = torch.tensor([2.0**e for e in evs], dtype=torch.float64, device=stack.device)
-        return merge_stack(stack, times, inverse_crf=inverse_crf, **MERGE_SETTINGS)
+        return merge_scene_stack(stack, evs, inverse_crf)
 
     def score(self, scene: Scene) -> list[tuple]:
         from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics

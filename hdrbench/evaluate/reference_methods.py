@@ -29,9 +29,9 @@ import torch
 
 from hdrbench.errors import InputError
 from hdrbench.evaluate.methods import Method, SceneContext, register_method
+from hdrbench.imaging.camera import luminance as camera_luminance
 
 LINEARIZE = ("reference", "gamma2.2")
-_REC709 = (0.2126, 0.7152, 0.0722)
 #: Luminance floor for logarithms and ratios (relative units, the reference curve's maximum is 1).
 _EPS = 1e-6
 
@@ -95,9 +95,8 @@ def gamma_table(gamma: float = 2.2, length: int = 256, *, device=None) -> torch.
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    """Rec. 709 luminance of linear RGB (N, 3, H, W) -> (N, 1, H, W)."""
-    w = torch.tensor(_REC709, dtype=rgb.dtype, device=rgb.device).reshape(1, 3, 1, 1)
-    return (rgb * w).sum(dim=1, keepdim=True)
+    """Rec. 709 luminance of linear RGB (N, 3, H, W) -> (N, 1, H, W) (the camera model's, channel kept)."""
+    return camera_luminance(rgb).unsqueeze(1)
 
 
 def _with_luminance(rgb: torch.Tensor, y_old: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:

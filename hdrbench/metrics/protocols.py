@@ -41,6 +41,7 @@ import torch
 
 from hdrbench.errors import InputError
 from hdrbench.metrics.checks import check_nonnegative, check_not_all_zero, check_pair, check_positive_number
+from hdrbench.metrics.pu21 import rgb_to_luminance as _luminance
 from hdrbench.registry import Registry
 
 #: Linear BT.709 RGB -> CIE XYZ (D65).
@@ -49,18 +50,10 @@ _RGB_TO_XYZ = (
     (0.2126729, 0.7151522, 0.0721750),
     (0.0193339, 0.1191920, 0.9503041),
 )
-_LUM = (0.212656, 0.715158, 0.072186)
 #: SMPTE ST 2084 (PQ) constants, exact rationals (often quoted rounded: 0.1593, 78.8438, 0.8359, 18.8516, 18.6875).
 _PQ_M1, _PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
 _PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 _UV_SCALE = 410.0 / 255.0
-
-
-def _luminance(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 1:
-        return x
-    w = torch.tensor(_LUM, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
 
 
 def _validate(test: torch.Tensor, reference: torch.Tensor) -> None:

@@ -40,7 +40,7 @@ OTHER_CAPTIONS = {
 }
 
 
-def _other_caption(name: str) -> str:
+def _caption(name: str) -> str:
     """Caption of ``tables/<stem>`` or ``figures/<stem>``: the longest matching prefix, then the stem itself."""
     stem = name.split("/", 1)[1]
     if stem in TABLE_CAPTIONS:
@@ -98,32 +98,30 @@ def build_tables(record_paths: Sequence[str | Path], out: str | Path, *, protoco
                 written[f"correlation-{slug(dataset)}"] = figures.save_figure(
                     fig, out / "figures" / f"correlation-{slug(dataset)}"
                 )
-    write_index(out, written, command or f"hdrbench tables --records {' '.join(map(str, record_paths))} --out {out}")
+    write_index(out, command or f"hdrbench tables --records {' '.join(map(str, record_paths))} --out {out}")
     return written
 
 
-def write_index(out: Path, written: dict[str, list[Path]], command: str) -> Path:
-    """The index page linking every output, with the command that regenerates them."""
+def write_index(out: Path, command: str) -> Path:
+    """The index page linking every table and figure under ``out``, with the command that regenerates them.
+
+    The folders are scanned rather than told what was written, so outputs of ``hdrbench report`` (CRF study,
+    qualitative grids) written after the tables are listed too.
+    """
     lines = ["# hdrbench results", "", "Regenerate every table and figure below from the committed records with:", "",
              "```bash", command, "```", ""]
     extra = out / "INDEX-NOTES.md"
     if extra.is_file():
         lines += [extra.read_text(encoding="utf-8").rstrip(), ""]
     lines += ["| output | files |", "|---|---|"]
-    listed = {p.resolve() for paths in written.values() for p in paths}
-    for name, paths in written.items():
-        links = ", ".join(f"[{p.suffix.lstrip('.')}]({p.relative_to(out).as_posix()})" for p in paths)
-        desc = TABLE_CAPTIONS.get(name, name)
-        lines.append(f"| {desc} | {links} |")
-    # Outputs of `hdrbench report` (CRF study, qualitative grids) and earlier runs kept in the folder.
-    others: dict[str, list[Path]] = {}
+    outputs: dict[str, list[Path]] = {}
     for sub in ("tables", "figures"):
         for p in sorted((out / sub).glob("*")) if (out / sub).is_dir() else []:
-            if p.is_file() and p.resolve() not in listed and p.suffix in (".csv", ".md", ".tex", ".png", ".pdf"):
-                others.setdefault(f"{sub}/{p.stem}", []).append(p)
-    for name, paths in others.items():
+            if p.is_file() and p.suffix in (".csv", ".md", ".tex", ".png", ".pdf"):
+                outputs.setdefault(f"{sub}/{p.stem}", []).append(p)
+    for name, paths in outputs.items():
         links = ", ".join(f"[{p.suffix.lstrip('.')}]({p.relative_to(out).as_posix()})" for p in paths)
-        lines.append(f"| {_other_caption(name)} | {links} |")
+        lines.append(f"| {_caption(name)} | {links} |")
     path = out / "README.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -26,13 +26,13 @@ from hdrbench.errors import InputError
 
 def _load_output(run_dir: Path, scene: str) -> torch.Tensor:
     """(1, 3, H, W) float64 HDR saved by an evaluation for ``scene``."""
+    from hdrbench.data.base import to_chw
     from hdrbench.imaging.io import read_image
 
     for ext in (".hdr", ".exr", ".pfm"):
         path = run_dir / "hdr" / f"{scene}{ext}"
         if path.is_file():
-            img = read_image(path).data
-            return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].double()
+            return to_chw(read_image(path).data)[None].double()
     raise InputError(f"{run_dir}: no saved HDR output for scene {scene!r} (expected {run_dir / 'hdr' / scene}.pfm, .exr or .hdr); "
                      "evaluate with --save-hdr")
 
@@ -44,11 +44,9 @@ def _reference(ds, split: str, scene: str) -> torch.Tensor:
         return s.hdr[None].double()
     if s.stack is None:
         raise InputError(f"{ds.name}: scene {scene!r} has neither a reference HDR image nor a stack")
-    from hdrbench.evaluate.harness import MERGE_SETTINGS
-    from hdrbench.imaging.synthesis import merge_stack
+    from hdrbench.evaluate.harness import merge_scene_stack
 
-    times = torch.tensor([2.0**e for e in s.evs], dtype=torch.float64)
-    return merge_stack(s.stack[None].double(), times, inverse_crf="debevec", **MERGE_SETTINGS).hdr.double()
+    return merge_scene_stack(s.stack[None].double(), s.evs).hdr.double()
 
 
 def _tonemap(hdr: torch.Tensor, white: float) -> np.ndarray:
@@ -72,6 +70,7 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
             differs from the reference.
     """
     from hdrbench.data import get_dataset
+    from hdrbench.imaging.camera import luminance
     from hdrbench.metrics.hdrvdp2 import hdrvdp2
     from hdrbench.metrics.protocols import get_protocol
     from hdrbench.report.figures import qualitative_grid
@@ -83,7 +82,7 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
     images, captions, pmaps, scores = [], [], [], {}
     for scene in scenes:
         ref = _reference(ds, split, scene)
-        lum = (0.2126 * ref[:, 0] + 0.7152 * ref[:, 1] + 0.0722 * ref[:, 2]).flatten()
+        lum = luminance(ref).flatten()
         log_avg = float(torch.exp(torch.log(1e-6 + lum).mean()))
         white = max(0.18 / log_avg * float(torch.quantile(lum, 0.999)), 1.0)
         row_img, row_cap, row_pm = [_tonemap(ref, white)], ["reference"], [None]
