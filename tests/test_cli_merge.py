@@ -164,4 +164,7 @@ def test_bench_merge_runs_at_tiny_size_and_records_ratios(tmp_path, capsys):
     assert float(row["speedup_vs_loop"]) > 0 and float(row["opencv_over_ours_fwd"]) > 0
     assert float(row["max_rel_fwd_diff_vs_loop"]) < 1e-5
     assert float(row["max_rel_grad_diff_vs_loop_official_slope"]) < 1e-5
+    # The native kernels and the torch node agree (float32; same operations in the same order).
+    assert row["native_kernel"] and float(row["max_rel_diff_native_vs_torch_node"]) < 1e-6
+    assert float(row["torch_node_speedup_vs_loop"]) > 0
     assert row["machine"] and row["torch"]

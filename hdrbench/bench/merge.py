@@ -6,16 +6,21 @@ and both layers merge with that table (Deb97 weights, log merge, saturation fall
 
 * ``loop``: :func:`hdrbench.bench.reference_loop.loop_merge`, the straightforward per-image,
   per-channel implementation of the listing in appendix D of the reference paper;
-* ``ours``: :func:`hdrbench.imaging.synthesis.merge_stack`, vectorised over batch, exposures, channels,
-  eager (the default) and with ``compile=True`` (``torch.compile``; its one-off compilation time is
+* ``ours``: :func:`hdrbench.imaging.synthesis.merge_stack` as a user calls it: vectorised over batch,
+  exposures and channels, its common case on the native CPU kernels (``synthesis.native``, compiled on
+  first use, before the timing);
+* ``torch node``: the same layer with ``native=False``, its torch-operations form (what runs where no
+  compiler is available), and with ``compile=True`` (``torch.compile``; its one-off compilation time is
   reported apart, not in the per-call times);
 * ``opencv``: ``cv2.createMergeDebevec().process(images, times, response)`` on the 8-bit images (forward
   only; OpenCV has no backward). OpenCV weighs every pixel with the mean of its channel weights and
   takes uint8 input, so the comparison is one of speed, not of identical arithmetic.
 
-All three run in this process on the same data, with the same number of CPU threads (``--threads``;
-default torch's setting), and the ratios are what the benchmark reports. The row also records the
-1-minute load average: on a shared machine the absolute times (not so much the ratios) follow it.
+All run in this process on the same data, with the same number of CPU threads (``--threads``; default
+torch's setting), and the ratios are what the benchmark reports. The row also records the 1-minute load
+average (on a shared machine the absolute times, not so much the ratios, follow it) and
+``OMP_WAIT_POLICY``: torch's OpenMP threads spin after each parallel operation unless it is ``PASSIVE``,
+which slows anything else that wants the cores, the loop among them.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     from hdrbench.bench.reference_loop import loop_merge
     from hdrbench.errors import InputError
     from hdrbench.imaging.calibration import debevec_inverse_crf
-    from hdrbench.imaging.synthesis import merge_stack
+    from hdrbench.imaging.synthesis import merge_stack, native
 
     if args.size < 8 or args.exposures < 2 or args.repeats < 1:
         raise InputError("bench merge needs --size >= 8, --exposures >= 2 and --repeats >= 1")
@@ -87,13 +92,15 @@ def main(args: argparse.Namespace) -> int:
     table = debevec_inverse_crf(stack.double(), times).float()  # (1, 3, 256), not timed
     times32 = times.float()
 
+    # A fresh leaf per call that shares the stack's memory: copying 22 MB per call would time memory
+    # allocation, not the layers (it is the same cost for all of them).
     def ours_fwd_bwd():
-        x = stack.clone().requires_grad_(True)
+        x = stack.detach().requires_grad_(True)
         merge_stack(x, times32, inverse_crf=table).hdr.sum().backward()
         return x.grad
 
     def loop_fwd_bwd():
-        x = stack.clone().requires_grad_(True)
+        x = stack.detach().requires_grad_(True)
         loop_merge(x, times32, table).sum().backward()
         return x.grad
 
@@ -101,8 +108,17 @@ def main(args: argparse.Namespace) -> int:
         with torch.no_grad():
             return merge_stack(stack, times32, inverse_crf=table).hdr
 
+    def node_fwd_bwd():
+        x = stack.detach().requires_grad_(True)
+        merge_stack(x, times32, inverse_crf=table, native=False).hdr.sum().backward()
+        return x.grad
+
+    def node_fwd():
+        with torch.no_grad():
+            return merge_stack(stack, times32, inverse_crf=table, native=False).hdr
+
     def compiled_fwd_bwd():
-        x = stack.clone().requires_grad_(True)
+        x = stack.detach().requires_grad_(True)
         merge_stack(x, times32, inverse_crf=table, compile=True).hdr.sum().backward()
         return x.grad
 
@@ -129,12 +145,20 @@ def main(args: argparse.Namespace) -> int:
     with torch.no_grad():
         fwd_diff = float(((ours_fwd() - out_loop) / out_loop.abs().clamp_min(1e-12)).abs().max())
     grad_diff = float((x1.grad - x2.grad).abs().max() / x2.grad.abs().max().clamp_min(1e-30))
+    # And the native kernels give the torch node's values and gradients.
+    native_diff = max(float((ours_fwd() - node_fwd()).abs().max() / node_fwd().abs().max()),
+                      float((ours_fwd_bwd() - node_fwd_bwd()).abs().max() / node_fwd_bwd().abs().max()))
 
     threads = torch.get_num_threads()
     cv_threads = cv2.getNumThreads()
+    lib = native.library()  # built here, outside the timing, if this machine has not built it yet
+    kernel = "unavailable" if lib is None else f"{native.threads_used()} thread(s)" + (
+        ", OpenMP" if lib.hdrbench_log_merge_openmp() else "")
     s_loop = time_call(loop_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
     s_ours = time_call(ours_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
     s_ours_f = time_call(ours_fwd, warmup=args.warmup, repeat=args.repeats)
+    s_node = time_call(node_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
+    s_node_f = time_call(node_fwd, warmup=args.warmup, repeat=args.repeats)
     s_cv = time_call(opencv_fwd, warmup=args.warmup, repeat=args.repeats)
     speedup = s_loop / s_ours
     vs_cv = s_cv / s_ours_f
@@ -144,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
         compiled_fwd_bwd()  # compiles the forward and backward graphs
         compiled_fwd()  # and the no-grad graph
         compile_s = time.perf_counter() - t0
-        comp_diff = float(((compiled_fwd() - ours_fwd()) / ours_fwd().abs().clamp_min(1e-12)).abs().max())
+        comp_diff = float(((compiled_fwd() - node_fwd()) / node_fwd().abs().clamp_min(1e-12)).abs().max())
         s_comp = time_call(compiled_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
         s_comp_f = time_call(compiled_fwd, warmup=args.warmup, repeat=args.repeats)
     shape = f"{stack.shape[1]}x{stack.shape[2]}x{stack.shape[3]}x{stack.shape[4]}"
@@ -162,6 +186,12 @@ def main(args: argparse.Namespace) -> int:
         "opencv_over_ours_fwd": round(vs_cv, 3),
         "goal_opencv_over_ours_fwd": GOAL_RATIO_VS_OPENCV,
         "opencv_threads": cv_threads,
+        "native_kernel": kernel,
+        "torch_node_fwd_bwd_s": round(s_node, 5),
+        "torch_node_speedup_vs_loop": round(s_loop / s_node, 2),
+        "torch_node_fwd_s": round(s_node_f, 5),
+        "opencv_over_torch_node_fwd": round(s_cv / s_node_f, 3),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "") or "unset",
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else "",
         "compiled_fwd_bwd_s": round(s_comp, 5) if s_comp else "",
         "compiled_speedup_vs_loop": round(s_loop / s_comp, 2) if s_comp else "",
@@ -171,19 +201,23 @@ def main(args: argparse.Namespace) -> int:
         "max_rel_fwd_diff_compiled_vs_eager": f"{comp_diff:.3g}" if s_comp else "",
         "max_rel_fwd_diff_vs_loop": f"{fwd_diff:.3g}",
         "max_rel_grad_diff_vs_loop_official_slope": f"{grad_diff:.3g}",
+        "max_rel_diff_native_vs_torch_node": f"{native_diff:.3g}",
     }
     path = append_result("merge", row, out=args.out)
     print(f"stack {shape} float32, torch threads {threads}, OpenCV threads {cv_threads}, median of {args.repeats}, "
-          f"1-min load average {row['load_avg_1min']}")
+          f"1-min load average {row['load_avg_1min']}, OMP_WAIT_POLICY {row['omp_wait_policy']}")
     print(f"forward+backward: loop {s_loop * 1000:.1f} ms, ours {s_ours * 1000:.1f} ms -> {speedup:.1f}x faster "
           f"(goal >= {GOAL_SPEEDUP_VS_LOOP:.0f}x)")
     print(f"forward: OpenCV MergeDebevec {s_cv * 1000:.1f} ms, ours {s_ours_f * 1000:.1f} ms -> OpenCV time / ours "
           f"{vs_cv:.2f} (goal >= {GOAL_RATIO_VS_OPENCV:.0f})")
+    print(f"native kernel: {kernel}; the torch node alone (native=False): forward+backward {s_node * 1000:.1f} ms "
+          f"({s_loop / s_node:.1f}x the loop), forward {s_node_f * 1000:.1f} ms "
+          f"(OpenCV time / it {s_cv / s_node_f:.2f})")
     if s_comp:
         print(f"torch.compile variant (compiled once in {compile_s:.1f} s): forward+backward {s_comp * 1000:.1f} ms -> "
               f"{s_loop / s_comp:.1f}x faster than the loop; forward {s_comp_f * 1000:.1f} ms -> OpenCV time / ours "
               f"{s_cv / s_comp_f:.2f}; max relative difference to the eager layer {comp_diff:.2g}")
     print(f"agreement with the loop: max relative forward difference {fwd_diff:.2g}, max relative gradient difference "
-          f"(slope='official') {grad_diff:.2g}")
+          f"(slope='official') {grad_diff:.2g}; native kernels vs torch node, values and gradients {native_diff:.2g}")
     print(f"results appended to {path}")
     return 0

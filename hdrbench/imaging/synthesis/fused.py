@@ -12,6 +12,11 @@ gradient is then, for exposure j,
 the same numbers the generic autograd graph produces (see the tests), in a few passes over the
 stack instead of a graph of about twenty full-size intermediates. The saturation fallback is part of
 the node too: its pixels are few, so they are gathered and written sparsely.
+
+Two forms of the node: :class:`TableLogMerge` in torch operations (any device; weights passed in) and
+:class:`NativeTableLogMerge` on the compiled CPU kernels of ``native`` (weights computed in the kernel,
+one pass over the stack each way). ``merge_stack`` takes the native one for CPU stacks when the kernel
+builds; both give the same values and gradients (see the tests).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch.autograd import Function
 
 from hdrbench.imaging.calibration.common import N_LEVELS
+from hdrbench.imaging.synthesis import native
 from hdrbench.imaging.synthesis.linearize import slope_table
 
 _TOP = N_LEVELS - 1
@@ -32,7 +38,8 @@ def log_tables(table: torch.Tensor, floor: float, delta: float) -> tuple[torch.T
     return torch.log(clamped), slope
 
 
-def fallback_pixels(x: torch.Tensor, total: torch.Tensor, times: torch.Tensor, saturation: float):
+def fallback_pixels(x: torch.Tensor, total: torch.Tensor | None, times: torch.Tensor, saturation: float, *,
+                    low: torch.Tensor | None = None):
     """Pixels of the saturation fallback and the exposure each takes its value from.
 
     Where the total weight is <= ``saturation`` (per pixel and channel), a mid exposure above 0.5 takes
@@ -41,14 +48,20 @@ def fallback_pixels(x: torch.Tensor, total: torch.Tensor, times: torch.Tensor, s
 
     Args:
         x: ``(N, E, C, H, W)`` detached stack.
-        total: ``(N, C, H, W)`` total weights.
+        total: ``(N, C, H, W)`` total weights (unused when ``low`` is given).
         times: ``(N, E)`` exposure times.
         saturation: threshold.
+        low: optional int64 flat indices into ``(N, C, H, W)`` of the pixels with ``total <= saturation``,
+            where the caller found them already (the native kernel does).
 
     Returns:
         ``(ni, ei, ci, hi, wi)`` int64 index tensors (M,), possibly empty.
     """
-    ni, ci, hi, wi = (total <= saturation).nonzero(as_tuple=True)
+    if low is None:
+        ni, ci, hi, wi = (total <= saturation).nonzero(as_tuple=True)
+    else:
+        _, _, c, h, w = x.shape
+        ni, ci, hi, wi = low // (c * h * w), low // (h * w) % c, low // w % h, low % w
     if ni.numel():
         order = torch.argsort(times, dim=1)
         mid = x[ni, order[ni, x.shape[1] // 2], ci, hi, wi]
@@ -81,38 +94,99 @@ class TableLogMerge(Function):
         n, e, c, h, w = x.shape
         xd = x.detach()
         # Flat table index of every pixel, (scene, channel) offset + code. x is within [-1e-4, 1 + 1e-4] after
-        # check_stack, so the code lands in 0..255; float arithmetic is exact for offsets below 2^24, and
-        # int32 indices make index_select about twice as fast as a 64-bit gather.
-        base = (torch.arange(n * c, device=x.device, dtype=x.dtype) * N_LEVELS).view(n, 1, c, 1, 1)
-        idx = xd.mul(_TOP).round_().add_(base).to(torch.int32).reshape(-1)  # row-major order
+        # check_stack, so the code lands in 0..255. int32 indices make index_select about twice as fast as a
+        # 64-bit gather. In float32/64 the offset is added before the conversion (exact below 2^24, one pass
+        # less); half and bfloat16 cannot hold the offsets, so they add it as integers.
+        base = (torch.arange(n * c, device=x.device) * N_LEVELS).view(n, 1, c, 1, 1)
+        if x.dtype in (torch.float32, torch.float64):
+            idx = xd.mul(_TOP).round_().add_(base.to(x.dtype)).to(torch.int32).reshape(-1)  # row-major order
+        else:
+            idx = xd.mul(_TOP).round_().to(torch.int32).add_(base).reshape(-1)
         logs = log_table.reshape(-1).index_select(0, idx).view(n, e, c, h, w)
         logs.sub_(torch.log(times).view(n, e, 1, 1, 1)).mul_(weights)
         total = weights.sum(1)
         den = total + 1e-9
         hdr = torch.exp(logs.sum(1).div_(den))
         del logs
-        ni, ei, ci, hi, wi = fallback_pixels(xd, total, times, saturation)
-        fb_slope = None
-        if ni.numel():
-            k = (ni * c + ci) * N_LEVELS + torch.round(xd[ni, ei, ci, hi, wi] * _TOP).long().clamp_(0, _TOP)
-            t_sel = times[ni, ei]
-            hdr[ni, ci, hi, wi] = torch.take(lin_table, k) / t_sel
-            fb_slope = torch.take(lin_slope, k) / t_sel
+        fallback = apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope)
         if ctx.needs_input_grad[0]:
             ws = slope_tab.reshape(-1).index_select(0, idx).view(n, e, c, h, w).mul_(weights)
-            ctx.save_for_backward(ws, hdr, den, ni, ei, ci, hi, wi, fb_slope)
+            ctx.save_for_backward(ws, hdr, den, *fallback)
         return hdr
 
     @staticmethod
     def backward(ctx, grad_hdr):
-        ws, hdr, den, ni, ei, ci, hi, wi, fb_slope = ctx.saved_tensors
-        coef = grad_hdr * hdr / den
-        if ni.numel():
-            coef[ni, ci, hi, wi] = 0.0  # replaced pixels take no gradient from the merge
+        ws, hdr, den, *fallback = ctx.saved_tensors
+        coef = merge_coefficient(grad_hdr, hdr, den, fallback)
         grad_x = ws * coef.unsqueeze(1)
-        if ni.numel():
-            grad_x.index_put_((ni, ei, ci, hi, wi), grad_hdr[ni, ci, hi, wi] * fb_slope, accumulate=True)
+        add_fallback_gradient(grad_x, grad_hdr, fallback)
         return grad_x, None, None, None, None, None, None, None
+
+
+class NativeTableLogMerge(Function):
+    """:class:`TableLogMerge` on the native CPU kernels (``native``): weights computed inside, not passed.
+
+    ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds) -> hdr`` with
+    ``weight`` a name of ``native.WEIGHT_CODES`` and ``bounds`` its ``(lo, hi)``; other arguments and the
+    result as :class:`TableLogMerge`'s. The forward keeps only the stack (no copy) and ``hdr``; the backward
+    recomputes codes, weights and their total from the stack.
+    """
+
+    @staticmethod
+    def forward(ctx, x, times, log_table, slope_tab, lin_table, lin_slope, saturation, weight, bounds):
+        xd = x.detach()
+        log_mean, low = native.log_merge_forward(xd, log_table, torch.log(times), weight, bounds, saturation)
+        hdr = log_mean.exp_()
+        fallback = apply_fallback(hdr, xd, None, times, saturation, lin_table, lin_slope, low=low)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(xd, slope_tab, hdr, *fallback)
+            ctx.weight, ctx.bounds = weight, bounds
+        return hdr
+
+    @staticmethod
+    def backward(ctx, grad_hdr):
+        xd, slope_tab, hdr, *fallback = ctx.saved_tensors
+        grad_x = native.log_merge_backward(xd, slope_tab, grad_hdr, hdr, ctx.weight, ctx.bounds)
+        ni, ei, ci, hi, wi, _ = fallback
+        if ni.numel():
+            grad_x[ni, :, ci, hi, wi] = 0.0  # replaced pixels take no gradient from the merge
+        add_fallback_gradient(grad_x, grad_hdr, fallback)
+        return grad_x, None, None, None, None, None, None, None, None
+
+
+def apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope, *, low=None) -> list[torch.Tensor]:
+    """Write the saturation fallback into ``hdr`` ``(N, C, H, W)`` in place (see :func:`fallback_pixels`).
+
+    ``total`` (the total weights) or ``low`` (flat indices of the low-total pixels) locate the candidates.
+
+    Returns:
+        ``[ni, ei, ci, hi, wi, slope]``: the replaced pixels, the exposure each came from and
+        ``d hdr / d x`` there (``lin_slope[k] / t``); the index tensors are empty when no pixel is replaced.
+    """
+    n, e, c = xd.shape[:3]
+    ni, ei, ci, hi, wi = fallback_pixels(xd, total, times, saturation, low=low)
+    if not ni.numel():
+        return [ni, ei, ci, hi, wi, hdr.new_empty(0)]
+    k = (ni * c + ci) * N_LEVELS + torch.round(xd[ni, ei, ci, hi, wi] * _TOP).long().clamp_(0, _TOP)
+    t_sel = times[ni, ei]
+    hdr[ni, ci, hi, wi] = torch.take(lin_table, k) / t_sel
+    return [ni, ei, ci, hi, wi, torch.take(lin_slope, k) / t_sel]
+
+
+def merge_coefficient(grad_hdr, hdr, den, fallback) -> torch.Tensor:
+    """``grad_hdr * hdr / den`` ``(N, C, H, W)``, 0 where the fallback replaced the merge (no gradient from it)."""
+    coef = grad_hdr * hdr / den
+    ni, _, ci, hi, wi, _ = fallback
+    if ni.numel():
+        coef[ni, ci, hi, wi] = 0.0
+    return coef
+
+
+def add_fallback_gradient(grad_x, grad_hdr, fallback) -> None:
+    """Add the fallback pixels' gradient ``grad_hdr * lin_slope[k] / t`` to their source exposure, in place."""
+    ni, ei, ci, hi, wi, slope = fallback
+    if ni.numel():
+        grad_x.index_put_((ni, ei, ci, hi, wi), grad_hdr[ni, ci, hi, wi] * slope, accumulate=True)
 
 
 def log_merge_graph(x: torch.Tensor, log_times: torch.Tensor, log_table: torch.Tensor, slope_tab: torch.Tensor,

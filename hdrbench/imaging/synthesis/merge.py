@@ -21,7 +21,8 @@ behaviour an option: the table's backward is its slope in units of x in [0, 1], 
 (``slope="official"`` reproduces the listing's per-code differences and its first-entry bug), and the
 Grossberg samples are histogram quantiles (``calibration={"quantile": "nearest"}`` reproduces the
 toolbox's nearest-CDF rule). The common case (tabulated curve, nearest lookup, centred slope, log
-merge, detached weights) runs as one autograd node, ``fused.TableLogMerge``.
+merge, detached weights) runs as one autograd node, ``fused.TableLogMerge``, on CPU stacks in its native
+form (``fused.NativeTableLogMerge``: C++ kernels compiled on first use, ``synthesis.native``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from torch import nn
 from hdrbench.errors import InputError
 from hdrbench.imaging.calibration import PolynomialCRF, debevec_inverse_crf, mitsunaga_nayar_inverse_crf, polyval
 from hdrbench.imaging.calibration.common import N_LEVELS, check_exposure_times, check_stack
-from hdrbench.imaging.synthesis.fused import TableLogMerge, compiled_log_merge, fallback_pixels, log_tables
+from hdrbench.imaging.synthesis import native as native_kernels
+from hdrbench.imaging.synthesis.fused import (
+    NativeTableLogMerge,
+    TableLogMerge,
+    compiled_log_merge,
+    fallback_pixels,
+    log_tables,
+)
 from hdrbench.imaging.synthesis.linearize import (
     expand_table,
     gamma_to_linear,
@@ -134,6 +142,7 @@ def merge_stack(
     saturation: float = 1e-4,
     calibration: dict | None = None,
     fused: bool = True,
+    native: bool = True,
     compile: bool = False,
 ) -> MergeResult:
     """Merge LDR exposure stacks into linear HDR images (differentiable with respect to ``stack``).
@@ -159,6 +168,9 @@ def merge_stack(
         fused: compute the common case (tabulated inverse CRF that needs no gradient, nearest lookup, centred
             slope, log merge, detached weights) as one autograd node (``synthesis.fused``); ``False`` builds the
             generic graph instead (same values and gradients; kept to check the fused node).
+        native: run that node on the compiled CPU kernels (``synthesis.native``) when the stack is a float32 or
+            float64 CPU tensor, the weights are per channel and the kernel builds (else the torch node runs,
+            with the same values and gradients); ``False`` always takes the torch node.
         compile: run that common case through ``torch.compile`` (``fused.compiled_log_merge``): several times
             faster per call, after a one-off compilation of tens of seconds per new shape. Other cases ignore it.
 
@@ -182,6 +194,12 @@ def merge_stack(
         log_table, slope_tab = log_tables(table, table_floor, log_delta)
         lin_table = table.clamp_min(table_floor)
         lin_slope = slope_table(table).masked_fill(table < table_floor, 0.0)
+        if not compile and native and native_kernels.supports(stack, weight, mean_weight):
+            weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)  # bounds errors here
+            hdr = NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
+                                            float(saturation), str(weight).lower(),
+                                            tuple(float(b) for b in weight_bounds))
+            return MergeResult(hdr=hdr, inverse_crf=table)
         if not compile:
             w = _weights(stack.detach(), weight, weight_bounds, mean_weight)
             hdr = TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
