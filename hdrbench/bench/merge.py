@@ -94,37 +94,27 @@ def main(args: argparse.Namespace) -> int:
 
     # A fresh leaf per call that shares the stack's memory: copying 22 MB per call would time memory
     # allocation, not the layers (it is the same cost for all of them).
-    def ours_fwd_bwd():
-        x = stack.detach().requires_grad_(True)
-        merge_stack(x, times32, inverse_crf=table).hdr.sum().backward()
-        return x.grad
+    def fwd_bwd(**options):
+        def run():
+            x = stack.detach().requires_grad_(True)
+            merge_stack(x, times32, inverse_crf=table, **options).hdr.sum().backward()
+            return x.grad
+        return run
+
+    def fwd(**options):
+        def run():
+            with torch.no_grad():
+                return merge_stack(stack, times32, inverse_crf=table, **options).hdr
+        return run
 
     def loop_fwd_bwd():
         x = stack.detach().requires_grad_(True)
         loop_merge(x, times32, table).sum().backward()
         return x.grad
 
-    def ours_fwd():
-        with torch.no_grad():
-            return merge_stack(stack, times32, inverse_crf=table).hdr
-
-    def node_fwd_bwd():
-        x = stack.detach().requires_grad_(True)
-        merge_stack(x, times32, inverse_crf=table, native=False).hdr.sum().backward()
-        return x.grad
-
-    def node_fwd():
-        with torch.no_grad():
-            return merge_stack(stack, times32, inverse_crf=table, native=False).hdr
-
-    def compiled_fwd_bwd():
-        x = stack.detach().requires_grad_(True)
-        merge_stack(x, times32, inverse_crf=table, compile=True).hdr.sum().backward()
-        return x.grad
-
-    def compiled_fwd():
-        with torch.no_grad():
-            return merge_stack(stack, times32, inverse_crf=table, compile=True).hdr
+    ours_fwd_bwd, ours_fwd = fwd_bwd(), fwd()  # as a user calls it: native kernels where they build
+    node_fwd_bwd, node_fwd = fwd_bwd(native=False), fwd(native=False)  # the torch node
+    compiled_fwd_bwd, compiled_fwd = fwd_bwd(native=False, compile=True), fwd(native=False, compile=True)
 
     # OpenCV: BGR uint8 planes, float32 times, response (256, 1, 3) in BGR order.
     u8 = [np.ascontiguousarray((stack[0, e].permute(1, 2, 0).numpy()[:, :, ::-1] * 255.0).round().astype(np.uint8))
