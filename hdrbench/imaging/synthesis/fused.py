@@ -128,13 +128,13 @@ class NativeTableLogMerge(Function):
 
     ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds) -> hdr`` with
     ``weight`` a name of ``native.WEIGHT_CODES`` and ``bounds`` its ``(lo, hi)``; other arguments and the
-    result as :class:`TableLogMerge`'s. The forward keeps only the stack (no copy) and ``hdr``; the backward
-    recomputes codes, weights and their total from the stack.
+    result as :class:`TableLogMerge`'s. The forward keeps only the stack (copied only if not contiguous) and
+    ``hdr``; the backward recomputes codes, weights and their total from the stack.
     """
 
     @staticmethod
     def forward(ctx, x, times, log_table, slope_tab, lin_table, lin_slope, saturation, weight, bounds):
-        xd = x.detach()
+        xd = x.detach().contiguous()  # the kernels' layout; kept for the backward, so it is copied at most once
         log_mean, low = native.log_merge_forward(xd, log_table, torch.log(times), weight, bounds, saturation)
         hdr = log_mean.exp_()
         fallback = apply_fallback(hdr, xd, None, times, saturation, lin_table, lin_slope, low=low)
