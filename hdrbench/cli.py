@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hdrbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"hdrbench.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"hdrbench.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"hdrbench.commands.{name}").register(sub)
     return parser
 
 

@@ -123,56 +123,24 @@ def hdr_folder(shared_data) -> str:
 def train_and_evaluate(recipe_name: str, shared_data, tmp_path) -> "object":
     """Train the tiny preset through the generic trainer on the real HDR folder, then evaluate one test scene.
 
-    The evaluation goes through ``hdrbench.evaluate.evaluate`` with the recipe name when the trained-method
-    loader exists; before it does, the checkpoint is loaded into a fresh TrainTask and its inference model is
-    evaluated through the same harness (so the model contract is exercised either way).
+    The evaluation goes through ``hdrbench.evaluate.evaluate`` with the recipe name, so the trained-method
+    loader finds and loads the checkpoint just written.
 
     Returns:
         The records table (pandas DataFrame) of the evaluation run.
     """
     import pandas as pd
 
-    trainer = __import__("pytest").importorskip("hdrbench.train.trainer")
-    harness = __import__("pytest").importorskip("hdrbench.evaluate.harness")
     from hdrbench.data import get_dataset
+    from hdrbench.evaluate import harness
+    from hdrbench.train import trainer
 
     dataset = get_dataset(hdr_folder(shared_data), resolution=64)
     ckpt = trainer.train(recipe_name, dataset, preset="tiny", progress=False)  # default run folder (tmp via conftest)
     assert ckpt.is_file()
-    try:
-        import hdrbench.evaluate.trained  # noqa: F401
-        method = recipe_name
-    except ModuleNotFoundError:
-        method = checkpoint_method(recipe_name, ckpt)
-    run = harness.evaluate(method, dataset, limit=1, leaderboard=False, out=tmp_path / "eval",
+    run = harness.evaluate(recipe_name, dataset, limit=1, leaderboard=False, out=tmp_path / "eval",
                            hdr_metrics=("pu21-psnr",))
     return pd.read_csv(run / "records.csv")
-
-
-def checkpoint_method(recipe_name: str, ckpt):
-    """A harness Method around the inference model of a trained checkpoint (used until the recipe loader exists)."""
-    from hdrbench.evaluate.methods import Method
-    from hdrbench.train.checkpoint import load_checkpoint
-
-    _, task = tiny_task(recipe_name)
-    state = load_checkpoint(ckpt)
-    for name, module in task.modules().items():
-        module.load_state_dict(state["modules"][name])
-    model = task.inference_model().eval()
-
-    class _Trained(Method):
-        def __init__(self) -> None:
-            self.name, self.kind = recipe_name, model.kind
-
-        def predict_stack(self, ldr, evs):
-            with torch.no_grad():
-                return model.predict_stack(ldr, evs)
-
-        def predict_hdr(self, ldr):
-            with torch.no_grad():
-                return model.predict_hdr(ldr)
-
-    return _Trained()
 
 
 def count_on_meta(build) -> int:

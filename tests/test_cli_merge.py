@@ -25,7 +25,7 @@ def _pearson_log_lum(a, b):
 @pytest.fixture(scope="module")
 def memorial(shared_data, tmp_path_factory):
     """The Memorial stack at 1/4 size in a temporary stack folder, its times file, and the 1/4-size reference."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
     src = shared_data / "stacks" / "memorial"
     out = tmp_path_factory.mktemp("memorial")
     for p in sorted(src.glob("memorial*.png")):
@@ -156,7 +156,6 @@ def test_calibrate_study_delegates_to_the_crf_study(monkeypatch, tmp_path, capsy
 
 
 def test_bench_merge_runs_at_tiny_size_and_records_ratios(tmp_path, capsys):
-    pytest.importorskip("cv2")
     assert main(["bench", "merge", "--size", "16", "--repeats", "1", "--warmup", "0", "--no-compile"]) == 0
     path = tmp_path / "results" / "bench-merge.csv"  # HDRBENCH_RESULTS is isolated per test
     row = list(csv.DictReader(path.open()))[-1]

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("hdrbench.imaging.io", reason="image reader hdrbench.imaging.io not present yet")
 
 from metrics_support import one_torch_thread  # noqa: E402, F401  (autouse: one CPU thread per module)
 from hdrbench.cli import main  # noqa: E402

@@ -14,8 +14,6 @@ from hdrbench.data import get_dataset
 from hdrbench.data.hdr_folder import hash_split
 from hdrbench.errors import DatasetError
 
-pytest.importorskip("hdrbench.imaging.io", reason="readers read images through hdrbench.imaging.io")
-pytest.importorskip("hdrbench.imaging.camera", reason="stacks are simulated by hdrbench.imaging.camera")
 
 
 @pytest.mark.data

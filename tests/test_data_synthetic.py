@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from hdrbench.data import get_dataset
 
-pytest.importorskip("hdrbench.data.scenes", reason="synthetic scenes are rendered by hdrbench.data.scenes")
-pytest.importorskip("hdrbench.imaging.camera", reason="stacks are simulated by hdrbench.imaging.camera")
 
 SMALL = dict(n_train=2, n_test=3, resolution=40, progress=False)
 

@@ -13,7 +13,6 @@ import torch
 from hdrbench.data import get_dataset
 from hdrbench.errors import DatasetError, InputError
 
-pytest.importorskip("hdrbench.imaging.io", reason="the VDS reader reads images through hdrbench.imaging.io")
 
 EVS = range(-3, 4)
 H, W = 20, 24

@@ -20,8 +20,6 @@ from hdrbench.evaluate.methods import Method
 from hdrbench.evaluate.records import COLUMNS
 from hdrbench.evaluate.runs import read_records_csv
 
-pytest.importorskip("hdrbench.imaging.synthesis", reason="stacks are merged by hdrbench.imaging.synthesis")
-pytest.importorskip("hdrbench.metrics.registry", reason="scores come from hdrbench.metrics")
 
 
 
@@ -112,7 +110,6 @@ def test_every_reference_method_on_hdr_folder(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_every_reference_method_on_synthetic(tmp_path):
-    pytest.importorskip("hdrbench.data.scenes", reason="synthetic scenes are rendered by hdrbench.data.scenes")
     opts = {"n_train": 0, "n_test": 3, "progress": False}
     records = _run_all("synthetic", tmp_path, resolution=64, dataset_options=opts)
     _check_records(records, 3)
@@ -139,7 +136,6 @@ class _Flaky(Method):
 
 
 def test_failures_are_rows_and_counted(tmp_path):
-    pytest.importorskip("hdrbench.imaging.io")
     import cv2
 
     folder = tmp_path / "hdr"
@@ -164,7 +160,6 @@ def test_failures_are_rows_and_counted(tmp_path):
 
 
 def test_unreadable_scene_becomes_rows(tmp_path, monkeypatch):
-    pytest.importorskip("hdrbench.imaging.io")
     import cv2
 
     from hdrbench.data import get_dataset

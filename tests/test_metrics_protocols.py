@@ -125,7 +125,7 @@ def test_absolute_passes_through_and_checks_units():
 
 
 def test_display_ppd_uses_hdrvdp_geometry():
-    mod = pytest.importorskip("hdrbench.metrics.hdrvdp2", reason="HDR-VDP-2 module (pix_per_deg) not present yet")
+    import hdrbench.metrics.hdrvdp2 as mod
     p = get_protocol("display")
     assert p.ppd_for(1024, 768) == pytest.approx(float(mod.pix_per_deg(21.0, (1024, 768), 1.0)))
 

@@ -94,7 +94,6 @@ def test_compute_hdr_metrics_routes_through_protocol(shared_data):
 
 @pytest.mark.data
 def test_compute_hdr_metrics_hdrvdp2_on_tiny_images(shared_data):
-    pytest.importorskip("hdrbench.metrics.hdrvdp2", reason="HDR-VDP-2 module not present yet")
     t, r = _hdr_pair(shared_data, 32, 40)
     details: dict = {}
     same = compute_hdr_metrics(r, r, protocol="singlehdr", metrics=["hdrvdp2", "hdrvdp2-pdet"], details=details)

@@ -178,7 +178,7 @@ def test_deep_merge_does_not_alias_inputs():
 
 def test_describe_counts_parameters_per_network(folder, monkeypatch):
     # A registered two-network arch; the counts are checked against a plain CPU build.
-    torch = pytest.importorskip("torch")
+    import torch
     from hdrbench.models import registry as mreg
 
     class Pair(torch.nn.Module):

@@ -16,12 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="speed/memory benchmarks (ratios against a baseline run in the same process)")
     bsub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name in BENCHMARKS:
-        try:
-            module = importlib.import_module(f"hdrbench.bench.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"hdrbench.bench.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"hdrbench.bench.{name}")
         bp = bsub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(bp)
         bp.set_defaults(func=module.main)

@@ -180,13 +180,8 @@ def get_method(name: str, **kwargs: Any) -> Method:
             raise InputError(f"method {name!r}: bad options {sorted(options)}: {exc}") from None
         return method.to(kwargs.get("device", "cpu"))
     if (recipes_dir() / f"{name}.toml").is_file():
-        try:
-            from hdrbench.evaluate.trained import load_trained_method
-        except ModuleNotFoundError as exc:
-            if exc.name != "hdrbench.evaluate.trained":
-                raise
-            raise NotImplementedError(f"method {name!r} is a trained recipe, but hdrbench.evaluate.trained (the "
-                                      "checkpoint loader) is not available in this installation") from None
+        from hdrbench.evaluate.trained import load_trained_method
+
         kwargs.setdefault("device", "cpu")
         dataset = kwargs.pop("dataset", None)
         device = kwargs.pop("device")
@@ -207,9 +202,7 @@ def describe_method(name: str) -> str:
         return "\n".join(lines)
     path = recipes_dir() / f"{name}.toml"
     if path.is_file():
-        try:
-            from hdrbench.train.recipes import describe
-        except ImportError:
-            return f"{name}  (trained recipe {path})\n\n" + path.read_text(encoding="utf-8")
+        from hdrbench.train.recipes import describe
+
         return describe(name)
     raise _unknown(name)

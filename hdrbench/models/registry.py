@@ -34,11 +34,7 @@ def _load() -> None:
     if _loaded:
         return
     for name in ARCH_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
     _loaded = True
 
 

@@ -145,14 +145,6 @@ class ProposedTask(TrainTask):
             self.cobi = CoBiLoss(self.loss_cfg["cobi_features"], vgg_weights=self.loss_cfg["cobi_vgg_weights"] or None,
                                  official_swap=bool(self.loss_cfg["cobi_official_swap"]),
                                  patch_grid=int(self.loss_cfg["cobi_patch_grid"])).to(device)
-        if self.loss_cfg["hdr_loss"]:
-            try:
-                import hdrbench.imaging.synthesis  # noqa: F401
-            except ModuleNotFoundError as exc:
-                raise NotImplementedError(
-                    "loss.hdr_loss = true needs the differentiable HDR synthesis layer "
-                    f"(hdrbench.imaging.synthesis), which is not installed ({exc}); set loss.hdr_loss = false"
-                ) from exc
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         for group in GROUPS:
             params = [p for name, net in self.nets.items() if name.startswith(group + "_") for p in net.parameters()]

@@ -21,10 +21,8 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 
 from hdrbench.atomic import atomic_write_text
+from hdrbench.data.base import dataset_slug
 from hdrbench.errors import HdrbenchError, InputError
 from hdrbench.paths import runs_dir
 from hdrbench.train import checkpoint as ckpt
@@ -55,41 +54,15 @@ class TrainingDivergedError(HdrbenchError):
 
 
 def load_task_modules() -> None:
-    """Import :data:`TASK_MODULES` (a module that does not exist yet is skipped; its own import errors are not)."""
+    """Import :data:`TASK_MODULES`, which register their tasks in ``TASKS``."""
     for name in TASK_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 def get_task_class(name: str) -> type[TrainTask]:
     """The training task registered as ``name`` (did-you-mean on a miss)."""
     load_task_modules()
     return TASKS.get(name)
-
-
-def dataset_slug(name: str) -> str:
-    """A folder-safe name for a dataset spec, the same one the evaluation run folders use.
-
-    ``synthetic`` stays as it is; a spec with a path (``hdr-folder:/data/my hdrs``) becomes
-    ``hdr-folder-my-hdrs-<hash of the resolved path>`` so that two folders with one base name differ.
-    """
-    try:
-        from hdrbench.data.base import dataset_slug as data_slug
-    except ModuleNotFoundError as exc:  # the data layer is optional for the trainer's own tests
-        if exc.name not in ("hdrbench.data.base", "hdrbench.data"):
-            raise
-    else:
-        return data_slug(name)
-    if re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        return name
-    kind, _, rest = name.partition(":")
-    resolved = str(Path(rest).expanduser().resolve()) if rest else ""
-    base = Path(resolved).name if resolved else ""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{kind}-{base}" if base else kind).strip("-")
-    return f"{text}-{sha256(resolved.encode('utf-8')).hexdigest()[:8]}"
 
 
 def run_dir_for(method: str, dataset_name: str, out: str | os.PathLike | None = None) -> Path:
