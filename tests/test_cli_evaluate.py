@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from hdrbench.cli import main
 from hdrbench.evaluate.leaderboard import leaderboard_path, read_leaderboard_file
@@ -16,17 +15,6 @@ from hdrbench.evaluate.records import COLUMNS
 from hdrbench.evaluate.runs import read_records_csv
 
 SMALL = ["--dataset-option", "n_train=0", "--dataset-option", "n_test=2", "--resolution", "32"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Metrics on 32-px images gain nothing from threads, and threads fight over shared cores.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_evaluate_writes_run_leaderboard_and_published_records(tmp_path, capsys):

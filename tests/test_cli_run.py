@@ -24,16 +24,6 @@ DATA = ["--dataset", "synthetic", "--dataset-option", "n_train=3", "--dataset-op
 METRICS = ["--hdr-metrics", "pu21-psnr", "--stack-metrics", "psnr"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine extra threads make
-    # every step many times slower (thread thrashing).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def recipe(tmp_path):
     return write_toy_recipe(tmp_path / "recipes")

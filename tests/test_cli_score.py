@@ -15,7 +15,6 @@ import pytest
 import torch
 
 
-from metrics_support import one_torch_thread  # noqa: E402, F401  (autouse: one CPU thread per module)
 from hdrbench.cli import main  # noqa: E402
 from hdrbench.commands.score import pmap_size  # noqa: E402
 

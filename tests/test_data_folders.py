@@ -15,7 +15,6 @@ from hdrbench.data.hdr_folder import hash_split
 from hdrbench.errors import DatasetError
 
 
-
 @pytest.mark.data
 def test_hdr_folder_splits_and_determinism(shared_data):
     ds = get_dataset(f"hdr-folder:{shared_data / 'hdr'}", resolution=48)

@@ -21,18 +21,6 @@ from hdrbench.evaluate.records import COLUMNS
 from hdrbench.evaluate.runs import read_records_csv
 
 
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small images gain nothing from intra-op threads, and on a shared 2-core machine extra threads make the
-    # metrics (thousands of small convolutions) many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 REFERENCE = ("gt-stack", "exposure-scaling", "ldr-linear", "akyuz07", "banterle06", "masia09")
 STACK = ("gt-stack", "exposure-scaling")
 

@@ -126,7 +126,6 @@ def test_torch_node_is_used_where_the_kernels_do_not_apply(native_lib):
         assert "Native" not in hdr.grad_fn.name(), options
 
 
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_stacks_take_the_torch_node_with_the_generic_graphs_codes(dtype):
     # Autocast can hand the layer a half-precision stack. Such dtypes cannot hold the (scene, channel) table

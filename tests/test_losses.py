@@ -30,14 +30,6 @@ from hdrbench.losses import cobi as cobi_mod
 from hdrbench.losses.vgg import VGG19_LAYERS, VGG19Features, vgg19_features
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors; avoids thread thrashing on a shared 2-core machine
-    yield
-    torch.set_num_threads(prev)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # L1 and mu-law
 # ---------------------------------------------------------------------------------------------------------

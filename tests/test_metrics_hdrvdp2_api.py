@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.metrics.hdrvdp2 import HDRVDP2Result, hdrvdp2
-
 
 
 def _pair(h=48, w=64, n=1, dtype=torch.float64, seed=0, noise=0.05):

@@ -22,7 +22,6 @@ import pyrtools as pt  # the test oracle for the steerable pyramid
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.metrics.hdrvdp2 import pix_per_deg
 from hdrbench.metrics.hdrvdp2 import csf, optics, photoreceptors, pyramid
 from hdrbench.metrics.hdrvdp2.constants import constants

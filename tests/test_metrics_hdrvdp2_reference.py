@@ -34,7 +34,6 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.metrics.hdrvdp2 import hdrvdp2, pix_per_deg
 from hdrbench.metrics.hdrvdp2 import csf as csf_mod
 from hdrbench.metrics.hdrvdp2 import optics as optics_mod
@@ -48,7 +47,6 @@ TOL = {
 STAGE_RTOL = 1e-8
 
 pytestmark = pytest.mark.data
-
 
 
 def _dir(shared_data):

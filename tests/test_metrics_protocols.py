@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.metrics.protocols import (
     CRFCorrectedProtocol,

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.metrics import pu21
 from hdrbench.metrics.pu21 import pu21_decode, pu21_encode, pu21_msssim, pu21_psnr, pu21_ssim

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.metrics import get_protocol, pu21
 from hdrbench.metrics.registry import (

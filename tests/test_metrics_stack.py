@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_support import one_torch_thread  # noqa: F401  (autouse: one CPU thread per module)
 from hdrbench.errors import InputError
 from hdrbench.metrics.stack import log_psnr, ms_ssim, mu_psnr, psnr, resolve_window, ssim
 

@@ -29,16 +29,6 @@ from hdrbench.models.proposed import (
 GOLDEN = Path(__file__).resolve().parent / "golden" / "proposed_tiny.pt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny convolutions gain nothing from a second thread, and on a shared 2-core machine two threads
-    # per process thrash (measured: 0.12 s vs 0.65 s for one 7-image predict_stack).
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

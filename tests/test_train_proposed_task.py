@@ -37,14 +37,6 @@ EXPECTED_SWITCHES = [
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks; avoids thread thrashing on a shared 2-core machine
-    yield
-    torch.set_num_threads(prev)
-
-
 @pytest.fixture(autouse=True)
 def _no_vgg(monkeypatch):
     monkeypatch.delenv("HDRBENCH_VGG19_WEIGHTS", raising=False)

@@ -32,7 +32,6 @@ train(args["recipe"], tt.ToyDataset(), out=args["out"], seed=0, resume=args["res
 """
 
 
-
 @pytest.mark.slow
 def test_sigkill_then_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
     recipe = write_toy_recipe(tmp_path / "recipes", extra="")

@@ -71,16 +71,6 @@ def write_toy_recipe(folder: Path, name: str = "toy", extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine extra threads make
-    # every step many times slower (thread thrashing).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @dataclass
 class ToyScene:
     name: str

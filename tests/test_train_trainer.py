@@ -21,16 +21,6 @@ from test_train_toy import TESTS_DIR, ToyDataset, assert_bitwise_equal, checkpoi
 REPO = TESTS_DIR.parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine extra threads make
-    # every step many times slower (thread thrashing).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_in_process_resume_to_more_iterations_equals_one_longer_run(tmp_path):
     recipe = write_toy_recipe(tmp_path)
     ds = ToyDataset()
