@@ -146,6 +146,13 @@ def pu21_psnr(
     return psnr(t, r, data_range=PU21_PEAK)
 
 
+def _encoded_luminance(test: torch.Tensor, reference: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+    """PU21 codes ``(N, 1, H, W)`` float64 of the luminance of an absolute test/reference pair (checked)."""
+    _check_absolute(test, reference)
+    return (pu21_encode(rgb_to_luminance(test.to(torch.float64)), params),
+            pu21_encode(rgb_to_luminance(reference.to(torch.float64)), params))
+
+
 def pu21_ssim(
     test: torch.Tensor,
     reference: torch.Tensor,
@@ -165,9 +172,7 @@ def pu21_ssim(
     Returns:
         (N,) float64 PU-SSIM, or ``(values, window)`` with ``return_window``.
     """
-    _check_absolute(test, reference)
-    t = pu21_encode(rgb_to_luminance(test.to(torch.float64)), params)
-    r = pu21_encode(rgb_to_luminance(reference.to(torch.float64)), params)
+    t, r = _encoded_luminance(test, reference, params)
     return ssim(t, r, data_range=PU21_PEAK, allow_small_window=allow_small_window, return_window=return_window)
 
 
@@ -190,9 +195,7 @@ def pu21_msssim(
     Returns:
         (N,) float64 PU-MS-SSIM, or ``(values, window)`` with ``return_window``.
     """
-    _check_absolute(test, reference)
-    t = pu21_encode(rgb_to_luminance(test.to(torch.float64)), params)
-    r = pu21_encode(rgb_to_luminance(reference.to(torch.float64)), params)
+    t, r = _encoded_luminance(test, reference, params)
     return ms_ssim(t, r, data_range=PU21_PEAK, allow_small_window=allow_small_window, return_window=return_window)
 
 

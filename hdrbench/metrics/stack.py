@@ -115,6 +115,15 @@ def _sigma_for(win: int, win_size: int, win_sigma: float) -> float:
     return win_sigma * win / win_size if win != win_size else win_sigma
 
 
+def _ssim_setup(x, y, data_range, win_size, win_sigma, allow_small_window, *, multiscale):
+    """Checks shared by SSIM and MS-SSIM; returns ``(peak, window size used, Gaussian kernel)``."""
+    check_pair(x, y, channels=None)
+    peak = _check_data_range(data_range)
+    win = resolve_window(x.shape[-2], x.shape[-1], win_size=win_size, multiscale=multiscale,
+                         allow_small_window=allow_small_window)
+    return peak, win, _gauss_window(win, _sigma_for(win, win_size, win_sigma), x.shape[1], x.device)
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -144,10 +153,7 @@ def ssim(
     """
     import pytorch_msssim
 
-    check_pair(x, y, channels=None)
-    peak = _check_data_range(data_range)
-    win = resolve_window(x.shape[-2], x.shape[-1], win_size=win_size, allow_small_window=allow_small_window)
-    kernel = _gauss_window(win, _sigma_for(win, win_size, win_sigma), x.shape[1], x.device)
+    peak, win, kernel = _ssim_setup(x, y, data_range, win_size, win_sigma, allow_small_window, multiscale=False)
     val = pytorch_msssim.ssim(_as_f64(x), _as_f64(y), data_range=peak, size_average=False, win=kernel)
     return (val, win) if return_window else val
 
@@ -179,12 +185,7 @@ def ms_ssim(
     """
     import pytorch_msssim
 
-    check_pair(x, y, channels=None)
-    peak = _check_data_range(data_range)
-    win = resolve_window(
-        x.shape[-2], x.shape[-1], win_size=win_size, multiscale=True, allow_small_window=allow_small_window
-    )
-    kernel = _gauss_window(win, _sigma_for(win, win_size, win_sigma), x.shape[1], x.device)
+    peak, win, kernel = _ssim_setup(x, y, data_range, win_size, win_sigma, allow_small_window, multiscale=True)
     val = pytorch_msssim.ms_ssim(
         _as_f64(x), _as_f64(y), data_range=peak, size_average=False, win=kernel, weights=list(MS_SSIM_WEIGHTS)
     )
