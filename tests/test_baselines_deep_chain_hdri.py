@@ -13,7 +13,6 @@ from baselines_support import (
     every_param_has_grad,
     realistic_batch,
     tiny_task,
-    train_and_evaluate,
     train_steps,
 )
 from hdrbench.errors import InputError
@@ -106,12 +105,3 @@ def test_task_needs_neighbouring_frames():
     batch = realistic_batch(1, 16, evs=[-3.0, 0.0, 3.0])
     with pytest.raises(InputError, match="EV 0 and"):
         task.train_step(batch, 0)
-
-
-@pytest.mark.slow
-@pytest.mark.data
-def test_trains_and_evaluates_end_to_end(shared_data, tmp_path):
-    records = train_and_evaluate("deep-chain-hdri", shared_data, tmp_path)
-    stack = records[records.target == "stack"]
-    assert sorted(set(stack.ev)) == [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]
-    assert records.error.isna().all() and np.isfinite(records.value).all()

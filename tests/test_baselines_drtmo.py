@@ -12,7 +12,6 @@ from baselines_support import (
     every_param_has_grad,
     realistic_batch,
     tiny_task,
-    train_and_evaluate,
     train_steps,
 )
 from hdrbench.errors import InputError
@@ -155,11 +154,3 @@ def test_task_supervises_the_whole_stop_frames():
     assert changed["up"] > 0 and changed["down"] > 0
     with pytest.raises(InputError, match="batch_size >= 2"):
         task.train_step(realistic_batch(1, 32), 0)
-
-
-@pytest.mark.slow
-@pytest.mark.data
-def test_trains_and_evaluates_end_to_end(shared_data, tmp_path):
-    records = train_and_evaluate("drtmo", shared_data, tmp_path)
-    assert {"stack", "hdr"} <= set(records.target)
-    assert records.error.isna().all() and np.isfinite(records.value).all()

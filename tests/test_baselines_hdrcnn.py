@@ -13,7 +13,6 @@ from baselines_support import (
     every_param_has_grad,
     realistic_batch,
     tiny_task,
-    train_and_evaluate,
     train_steps,
 )
 from hdrbench.errors import ImageReadError, InputError
@@ -150,11 +149,3 @@ def test_task_trains_a_few_steps():
     assert all(np.isfinite(losses)) and history[0]["saturated"] > 0
     assert losses[-1] < losses[0]
     assert changed["hdrcnn"] > 0
-
-
-@pytest.mark.slow
-@pytest.mark.data
-def test_trains_and_evaluates_end_to_end(shared_data, tmp_path):
-    records = train_and_evaluate("hdrcnn", shared_data, tmp_path)
-    hdr = records[records.target == "hdr"]
-    assert len(hdr) == 1 and hdr.error.isna().all() and np.isfinite(hdr.value).all()

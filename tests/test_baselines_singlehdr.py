@@ -12,7 +12,6 @@ from baselines_support import (
     every_param_has_grad,
     realistic_batch,
     tiny_task,
-    train_and_evaluate,
 )
 from hdrbench.errors import DatasetError, ImageReadError, InputError
 from hdrbench.models import build_arch
@@ -165,11 +164,3 @@ def test_training_goes_stage_by_stage_then_jointly():
         changed = {n for n, m in params.items() if any(not torch.equal(a, p) for a, p in zip(before[n], m.parameters()))}
         assert changed == trained, (stage, changed)
     assert task.optimizers()["ref"].param_groups[0]["lr"] == pytest.approx(float(recipe["optim"]["lr_joint"]))
-
-
-@pytest.mark.slow
-@pytest.mark.data
-def test_trains_and_evaluates_end_to_end(shared_data, tmp_path):
-    records = train_and_evaluate("singlehdr", shared_data, tmp_path)
-    hdr = records[records.target == "hdr"]
-    assert len(hdr) == 1 and hdr.error.isna().all() and np.isfinite(hdr.value).all()
