@@ -194,8 +194,9 @@ def merge_stack(
         log_table, slope_tab = log_tables(table, table_floor, log_delta)
         lin_table = table.clamp_min(table_floor)
         lin_slope = slope_table(table).masked_fill(table < table_floor, 0.0)
+        # Name and bounds errors here: the native kernels and the compiled graph evaluate the weights themselves.
+        weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)
         if not compile and native and native_kernels.supports(stack, weight, mean_weight):
-            weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)  # bounds errors here
             hdr = NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
                                             float(saturation), str(weight).lower(),
                                             tuple(float(b) for b in weight_bounds))
@@ -205,7 +206,6 @@ def merge_stack(
             hdr = TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
                                       float(saturation))
             return MergeResult(hdr=hdr, inverse_crf=table)
-        weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)  # name/bounds errors here
         lo, hi = (float(b) for b in weight_bounds)
         hdr, total = compiled_log_merge()(stack, torch.log(t.view(n, e)), log_table.reshape(-1),
                                           slope_tab.reshape(-1), str(weight).lower(), lo, hi, bool(mean_weight))
