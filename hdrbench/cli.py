@@ -31,6 +31,23 @@ COMMAND_MODULES = (
 )
 
 
+#: Options whose value may start with "-" (an EV range such as ``-3..3``), which argparse would otherwise take
+#: for an option: ``--evs -3..3`` is rewritten to ``--evs=-3..3`` before parsing.
+DASH_VALUE_OPTIONS = ("--evs",)
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    it = iter(argv)
+    for tok in it:
+        if tok in DASH_VALUE_OPTIONS:
+            nxt = next(it, None)
+            out.append(tok if nxt is None else f"{tok}={nxt}")
+        else:
+            out.append(tok)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hdrbench",
@@ -45,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -23,11 +23,14 @@ def register(sub) -> None:
                    help="also write the exposures as float32 .pfm in [0, 1], without quantisation")
     p.add_argument("--resize", metavar="WxH", help="resize the input first (Lanczos-4 on its integer codes)")
     p.add_argument("--hdr-format", default="hdr,exr", help="comma-separated HDR formats: hdr, exr (default: both)")
+    p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="option of a training-free method, e.g. linearize=gamma2.2 (repeatable)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from hdrbench.commands.train import options
     from hdrbench.evaluate.predict import parse_evs, parse_size, predict
 
     evs = parse_evs(args.evs)
@@ -35,7 +38,7 @@ def run(args) -> int:
     formats = [f.strip().lower() for f in args.hdr_format.split(",") if f.strip()]
     result = predict(args.method, args.input, evs=evs, out=args.out, save_float=args.save_float, resize=resize,
                      weights=args.weights, checkpoint=args.checkpoint, preset=args.preset, device=args.device,
-                     hdr_formats=formats)
+                     hdr_formats=formats, options=options(args.method_option, "--method-option"))
     official = result.config["method"].get("official_weights")
     if official:
         print(f"official weights: step {official['step']} ({len(official['files'])} files)")

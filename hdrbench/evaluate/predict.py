@@ -161,13 +161,17 @@ def _check_size(method, name: str, path, h: int, w: int) -> None:
                          f"{m}: resize it, e.g. --resize {up[0]}x{up[1]}")
 
 
-def load_method(name: str, *, weights=None, checkpoint=None, preset: str | None = None, device: str = "cpu"):
+def load_method(name: str, *, weights=None, checkpoint=None, preset: str | None = None, device: str = "cpu",
+                options: dict | None = None):
     """The method ``name`` for prediction: a stack method, trained ones from ``weights`` or ``checkpoint``.
 
+    Args:
+        options: a training-free method's options (e.g. ``{"linearize": "gamma2.2"}``).
+
     Raises:
-        UnknownNameError: no such method (with close matches). InputError: not a stack method, a method that
-            needs a scene's ground truth, a trained method without weights or checkpoint, or weights/checkpoint
-            given to a training-free method.
+        UnknownNameError: no such method (with close matches). InputError: not a stack method, a trained method
+            without weights or checkpoint, weights/checkpoint given to a training-free method, options given to a
+            trained one.
     """
     from hdrbench.evaluate.methods import get_method, is_reference_method, list_methods
 
@@ -176,8 +180,10 @@ def load_method(name: str, *, weights=None, checkpoint=None, preset: str | None 
     if is_reference_method(name):
         if weights is not None or checkpoint is not None:
             raise InputError(f"method {name!r} is training-free: it takes no --weights or --checkpoint")
-        method = get_method(name, device=device)
+        method = get_method(name, device=device, **dict(options or {}))
     else:
+        if options:
+            raise InputError(f"method {name!r} is trained: it takes no method options here, got {sorted(options)}")
         if weights is None and checkpoint is None:
             raise InputError(f"method {name!r} is trained: give its official weights (--weights PATH) or a "
                              "checkpoint of 'hdrbench train' (--checkpoint PATH)")
@@ -188,8 +194,6 @@ def load_method(name: str, *, weights=None, checkpoint=None, preset: str | None 
     if method.kind != "stack":
         raise InputError(f"method {name!r} reconstructs the HDR image directly (kind {method.kind!r}); predict "
                          "writes exposure stacks and takes stack methods only")
-    if getattr(method, "uses_context", False):
-        raise InputError(f"method {name!r} needs a dataset scene's ground truth; it cannot predict from one image")
     return method
 
 
@@ -215,8 +219,8 @@ def _jsonable(d: dict) -> dict:
 def predict(method: str | Any, image: str | os.PathLike, *, evs: Sequence[float] = DEFAULT_EVS,
             out: str | os.PathLike | None = None, save_float: bool = False, resize: tuple[int, int] | None = None,
             weights: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
-            preset: str | None = None, device: str = "cpu", hdr_formats: Sequence[str] = HDR_FORMATS
-            ) -> PredictResult:
+            preset: str | None = None, device: str = "cpu", hdr_formats: Sequence[str] = HDR_FORMATS,
+            options: dict | None = None) -> PredictResult:
     """Predict the exposure stack of one LDR image, merge it, and write the results.
 
     Args:
@@ -232,6 +236,9 @@ def predict(method: str | Any, image: str | os.PathLike, *, evs: Sequence[float]
         preset: the recipe preset that sizes the network for ``weights`` (default ``paper``).
         device: ``cpu`` or ``cuda``.
         hdr_formats: HDR formats to write, a subset of :data:`HDR_FORMATS`.
+        options: options of a training-free method (e.g. ``{"linearize": "gamma2.2"}``). A method that reads the
+            scene context gets one without ground truth (no stack, no reference curve), so methods that need
+            a dataset scene's ground truth fail with their own message.
 
     Returns:
         A :class:`PredictResult`.
@@ -254,9 +261,13 @@ def predict(method: str | Any, image: str | os.PathLike, *, evs: Sequence[float]
         raise ImageReadError(f"input image not found: {image}")
     ldr = load_ldr(image, resize)
     name = method if isinstance(method, str) else method.name
-    meth = load_method(method, weights=weights, checkpoint=checkpoint, preset=preset, device=device) \
-        if isinstance(method, str) else method
+    meth = load_method(method, weights=weights, checkpoint=checkpoint, preset=preset, device=device,
+                       options=options) if isinstance(method, str) else method
     _check_size(meth, name, image, ldr.shape[-2], ldr.shape[-1])
+    if getattr(meth, "uses_context", False):
+        from hdrbench.evaluate.methods import SceneContext
+
+        meth.prepare(SceneContext(scene=Path(image).name, evs=evs, stack=None, reference_inverse_crf=None))
 
     model = getattr(meth, "model", None)
     outputs = None
