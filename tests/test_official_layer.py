@@ -130,3 +130,13 @@ def test_official_local_head_uses_style_zero_going_up():
     assert torch.equal(got[:, :4], before[:, :4])  # ... and nothing else
     model.official_local_head = False
     assert model.local_up.head_style is None
+
+
+def test_official_local_head_is_a_recipe_key():
+    from hdrbench.train.recipes import load_recipe
+
+    recipe = load_recipe("proposed", preset="tiny", overrides={"model.official_local_head": True})
+    model = build_arch(recipe["arch"], **recipe["model"])
+    assert model.official_local_head and model.local_up.head_style == 0
+    default = load_recipe("proposed", preset="tiny")
+    assert not build_arch(default["arch"], **default["model"]).official_local_head
