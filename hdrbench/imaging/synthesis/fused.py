@@ -164,9 +164,9 @@ class TableLogMerge(Function):
 class NativeTableLogMerge(Function):
     """:class:`TableLogMerge` on the native CPU kernels (``native``): weights computed inside, not passed.
 
-    ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds[, fallback]) -> hdr`` with
-    ``weight`` a name of ``native.WEIGHT_CODES`` and ``bounds`` its ``(lo, hi)``; other arguments and the
-    result as :class:`TableLogMerge`'s. The forward keeps only the stack (copied only if not contiguous) and
+    ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds[, fallback])
+    -> hdr`` with ``weight`` a name of ``native.WEIGHT_CODES`` and ``bounds`` its ``(lo, hi)``; other arguments
+    and the result as :class:`TableLogMerge`'s. The forward keeps only the stack (copied only if not contiguous) and
     ``hdr``; the backward recomputes codes, weights and their total from the stack.
     """
 
