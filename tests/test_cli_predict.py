@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +128,30 @@ def test_predict_errors_exit_2_with_a_message(tmp_path, tiny_weights, capsys, ca
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_run_and_evaluate_take_official_weights(tmp_path, tiny_weights, capsys):
+    import csv
+
+    _, weights = tiny_weights
+    data = ["--dataset", "synthetic", "--dataset-option", "n_train=0", "--dataset-option", "n_test=1",
+            "--resolution", "32", "--stack-metrics", "psnr", "--hdr-metrics", "pu21-psnr", "--no-progress"]
+    assert main(["run", "--method", "proposed", "--weights", str(weights), "--preset", "tiny", "--no-leaderboard",
+                 *data]) == 0
+    out = capsys.readouterr().out
+    assert "training: none (official weights)" in out and not (tmp_path / "runs" / "proposed__synthetic").exists()
+    records = [line.split("records: ", 1)[1] for line in out.splitlines() if line.startswith("records: ")][0]
+    with open(records, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["recipe_hash"].endswith("+official-80000") and not r["error"] for r in rows)
+    # evaluate: the preset that sizes the network is a method option there.
+    assert main(["evaluate", "--method", "proposed", "--weights", str(weights), "--method-option", "preset=tiny",
+                 "--no-leaderboard", *data]) == 0
+    run = capsys.readouterr().out.strip().splitlines()[-1]
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    assert cfg["method"]["official_weights"]["step"] == "80000" and cfg["method"]["preset"] == "tiny"
+    assert main(["run", "--method", "gt-stack", "--weights", str(weights), *data]) == 2
+    assert "training-free" in capsys.readouterr().err
 
 
 def test_parse_evs_and_size():
