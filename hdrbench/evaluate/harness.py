@@ -127,8 +127,8 @@ class _SceneScorer:
         self.hdr_metrics = list(hdr_metrics)
         self.device = device
         # What the protocol declares, honoured here (the metrics layer never loads a scene).
-        self.layer = getattr(protocol, "stack_merge", "hdrbench")
-        self.reference = getattr(protocol, "hdr_reference", "dataset")
+        self.layer = protocol.stack_merge
+        self.reference = protocol.hdr_reference
         self.versions = {m: get_metric(m).version for m in self.stack_metrics + self.hdr_metrics}
         self.hdr_reference_used: set[str] = set()
         #: The HDR image scored for the last scene, (1, 3, H, W) on the device, or None when there was none.
