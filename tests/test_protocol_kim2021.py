@@ -236,3 +236,18 @@ def test_ablation_table_per_protocol(tmp_path):
     written = build_tables([tmp_path / "records"], tmp_path / "out", figures_on=False)
     csv = written["ablation_table"][0].read_text()
     assert csv.count(",kim2021,") == 2 and csv.count(",singlehdr,") == 2
+
+
+def test_qualitative_grid_reference_follows_the_protocol(tmp_path):
+    from hdrbench.data import get_dataset
+    from hdrbench.report.qualitative import _reference
+
+    ds = get_dataset("synthetic", resolution=32, n_train=0, n_test=1, progress=False)
+    (name,) = ds.scenes("test")
+    path = evaluate("gt-stack", ds, protocol="kim2021", out=tmp_path / "runs", save_hdr="pfm",
+                    hdr_metrics=("pu21-psnr",), leaderboard=False)
+    saved = torch.from_numpy(read_image(path / "hdr" / f"{name}.pfm").data).permute(2, 0, 1)[None].double()
+    # The grid's reference under kim2021 is the image the harness scored against: here the gt-stack output itself.
+    assert torch.equal(_reference(ds, "test", name, get_protocol("kim2021")), saved)
+    # Under singlehdr it stays the dataset's HDR image.
+    assert torch.equal(_reference(ds, "test", name, get_protocol("singlehdr")), ds.load("test", name).hdr[None].double())
