@@ -251,3 +251,12 @@ def test_qualitative_grid_reference_follows_the_protocol(tmp_path):
     assert torch.equal(_reference(ds, "test", name, get_protocol("kim2021")), saved)
     # Under singlehdr it stays the dataset's HDR image.
     assert torch.equal(_reference(ds, "test", name, get_protocol("singlehdr")), ds.load("test", name).hdr[None].double())
+
+
+def test_tables_reject_an_unknown_protocol(tmp_path, capsys):
+    _write(_ladder_records("ladder-1-unet", 1, "kim2021"), tmp_path / "records" / "r.records.csv")
+    rc = main(["tables", "--records", str(tmp_path / "records"), "--out", str(tmp_path / "out"), "--protocol",
+               "kim2012", "--no-figures"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "did you mean 'kim2021'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing written
