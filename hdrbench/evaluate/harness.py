@@ -48,7 +48,8 @@ from hdrbench.evaluate.runs import environment, new_run
 
 STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
 HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
-#: Synthesis-layer settings used for every merge (the paper's: Deb97 weights, log merge).
+#: Synthesis-layer settings of the ``hdrbench`` merge layer (the paper's: Deb97 weights, log merge), used for every
+#: merge unless the protocol names the ``official`` layer.
 MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}
 #: The merge layers a protocol's ``stack_merge`` can name (see :data:`hdrbench.metrics.protocols.STACK_MERGES`).
 MERGE_LAYERS: tuple[str, ...] = ("hdrbench", "official")
