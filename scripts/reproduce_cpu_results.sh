@@ -4,8 +4,7 @@
 #   bash scripts/reproduce_cpu_results.sh [reference|ladder|baselines|tables|all]
 #
 # Runs on the CPU with one torch thread per process (the committed rows were produced that way, on a shared
-# 2-core machine). Wall times measured there: reference methods ~9 min (under singlehdr; kim2021 repeats it), ladder
-# + proposed ~45 min (plus one evaluation per step under kim2021),
+# 2-core machine). Wall times measured there: reference methods ~9 min, ladder + proposed ~45 min,
 # baselines ~40 min (training) + ~10 min (evaluation). The real photographs are read from ../shared/data/hdr
 # (set HDRBENCH_SHARED_DATA to read them elsewhere). Results depend on the seed and on the thread count.
 set -euo pipefail
@@ -22,7 +21,8 @@ BASELINES="expandnet hdrcnn deep-recursive-hdri deep-chain-hdri singlehdr drtmo"
 
 if [[ "$part" == reference || "$part" == all ]]; then
     # Each dataset twice: under singlehdr (<method>.records.csv) and under kim2021, the official test's reference
-    # (the ground-truth stack merged by the official layer; <method>--kim2021.records.csv beside it).
+    # (the ground-truth stack merged by the official layer; <method>--kim2021.records.csv beside it). The ~9 min
+    # above are for singlehdr alone; kim2021 takes about as long again.
     for m in $REFERENCE; do
         for protocol in singlehdr kim2021; do
             $HB evaluate --method "$m" --dataset synthetic --protocol "$protocol" --publish-records --no-progress
