@@ -75,9 +75,14 @@ def build_tables(record_paths: Sequence[str | Path], out: str | Path, *, protoco
 
     Raises:
         RecordSetError / InputError: for an empty, unreadable or mismatched record set.
+        UnknownNameError: ``protocol`` is neither in the records nor a registered protocol.
     """
     out = Path(out)
     df = read_records(record_paths)
+    if protocol not in set(df["protocol"]):
+        from hdrbench.metrics.protocols import get_protocol
+
+        get_protocol(protocol)  # a misspelt name fails here (did-you-mean) instead of silently skipping the study
     written: dict[str, list[Path]] = {}
     written["stack_table"] = write_table(tables.stack_table(df), out, "stack_table")
     written["ablation_table"] = write_table(tables.ablation_table(df), out, "ablation_table")

@@ -37,15 +37,24 @@ def _load_output(run_dir: Path, scene: str) -> torch.Tensor:
                      "evaluate with --save-hdr")
 
 
-def _reference(ds, split: str, scene: str) -> torch.Tensor:
-    """(1, 3, H, W) float64 reference HDR: the dataset's, or its ground-truth stack merged (as the harness does)."""
+def _reference(ds, split: str, scene: str, protocol=None) -> torch.Tensor:
+    """(1, 3, H, W) float64 reference HDR: the dataset's, or its ground-truth stack merged (as the harness does).
+
+    A protocol whose reference is the merged ground-truth stack (``kim2021``) gets that merge, with the
+    protocol's layer and in the stack's own dtype, exactly as the harness scored it.
+    """
+    from hdrbench.evaluate.harness import merge_scene_stack
+
     s = ds.load(split, scene)
+    if protocol is not None and protocol.hdr_reference == "gt-stack":
+        if s.stack is None:
+            raise InputError(f"{ds.name}: scene {scene!r} has no stack; protocol {protocol.name} scores against "
+                             "the merged ground-truth stack")
+        return merge_scene_stack(s.stack[None], s.evs, layer=protocol.stack_merge).hdr.double()
     if s.hdr is not None:
         return s.hdr[None].double()
     if s.stack is None:
         raise InputError(f"{ds.name}: scene {scene!r} has neither a reference HDR image nor a stack")
-    from hdrbench.evaluate.harness import merge_scene_stack
-
     return merge_scene_stack(s.stack[None].double(), s.evs).hdr.double()
 
 
@@ -81,7 +90,7 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
     ds = get_dataset(dataset, root=root, resolution=resolution)
     images, captions, pmaps, scores = [], [], [], {}
     for scene in scenes:
-        ref = _reference(ds, split, scene)
+        ref = _reference(ds, split, scene, proto)
         lum = luminance(ref).flatten()
         log_avg = float(torch.exp(torch.log(1e-6 + lum).mean()))
         white = max(0.18 / log_avg * float(torch.quantile(lum, 0.999)), 1.0)
