@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hdrbench.commands.train import options
+from hdrbench.commands.train import device_argument, options
 
 
 def register(sub) -> None:
@@ -16,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
     p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="cpu", type=device_argument, help="cpu or cuda (default: cpu)")
     p.add_argument("--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
     p.add_argument("--resolution", help="resolution policy: native, 256x256-lanczos, 64 ... (default: the card's)")
     p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -359,4 +360,17 @@ def get_dataset(name: str, *, root: str | Path | None = None, resolution: Any = 
         raise InputError(f"dataset {base!r} needs a folder ({hint}); expected layout:\n{card.layout_text()}")
     module_name, _, cls_name = card.loader.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
+    _check_reader_options(cls, base, kwargs)
     return cls(card, root=root, resolution=resolution, name=name, **kwargs)
+
+
+def _check_reader_options(cls: type, dataset: str, options: dict[str, Any]) -> None:
+    """Refuse reader options that ``cls`` does not take, with close matches (``n_tset`` -> ``n_test``)."""
+    from hdrbench.options import check_option_names
+
+    params = list(inspect.signature(cls.__init__).parameters.values())
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and p.name not in ("self", "card", "root", "resolution", "name")]
+    check_option_names(options, accepted, flag="dataset option", owner=f"dataset {dataset!r}")

@@ -248,10 +248,11 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
     """
     from hdrbench.metrics.protocols import get_protocol
     from hdrbench.metrics.registry import get_metric
+    from hdrbench.options import parse_device
 
     ranks = distributed.setup()
     try:
-        dev = torch.device(device)
+        dev = torch.device(parse_device(device, "device") if isinstance(device, str) else device)
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise InputError("device 'cuda' requested but CUDA is not available")

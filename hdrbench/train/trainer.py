@@ -297,6 +297,10 @@ def train(
     log_interval = int(schedule.get("log_every", 10))
     rhash = recipe.hash
 
+    if isinstance(device, str):
+        from hdrbench.options import parse_device
+
+        device = parse_device(device, "device")
     info = dist_utils.init_distributed(device)
     device = dist_utils.local_device(device, info)
     if device.type == "cuda" and not torch.cuda.is_available():
