@@ -37,7 +37,7 @@ def _probe(folder: Path, flag: str, target: Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".hdrbench-write-check.", dir=folder)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise OutputError(f"{flag} {target}: cannot write in {folder} ({reason})") from None
+        raise OutputError(f"{flag} {target}: {folder} does not accept new files ({reason})") from None
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
