@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
     p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
     p.add_argument("--device", default="cpu", type=device_argument, help="cpu or cuda (default: cpu)")
-    p.add_argument("--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
+    p.add_argument("-o", "--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
     p.add_argument("--resolution", help="resolution policy: native, 256x256-lanczos, 64 ... (default: the card's)")
     p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")
     p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
@@ -43,6 +43,10 @@ def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    if args.out:
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(args.out, "--out")  # before the method is loaded and the scenes scored
     method_options = options(args.method_option, "--method-option")
     if args.weights:
         method_options["weights"] = args.weights

@@ -71,7 +71,7 @@ def register(sub) -> None:
                                    "train.log. Under torchrun every rank trains on its share of the global batch.")
     add_training_arguments(p, method_required=True)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    p.add_argument("--out", help="run folder (default: runs/<method>__<dataset>)")
+    p.add_argument("-o", "--out", help="run folder (default: runs/<method>__<dataset>)")
     p.add_argument("--resolution", help="dataset resolution policy (default: the card's)")
     p.set_defaults(func=run)
 
@@ -82,6 +82,10 @@ def run(args) -> int:
     from hdrbench.train import distributed as dist_utils
 
     apply_threads(args)
+    if args.out:
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(args.out, "--out")  # before the data are generated and the networks built
     try:
         path = api.train(args.method, args.dataset, root=args.root, preset=args.preset, iters=args.iters,
                          batch_size=args.batch_size, device=args.device, amp=args.amp,

@@ -23,6 +23,7 @@ rows with ``error`` set (value NaN), one for every (target, EV, metric) the scen
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import traceback
@@ -249,6 +250,8 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
     from hdrbench.metrics.protocols import get_protocol
     from hdrbench.metrics.registry import get_metric
     from hdrbench.options import parse_device
+    from hdrbench.outputs import check_output_dir
+    from hdrbench.paths import results_dir, runs_dir
 
     ranks = distributed.setup()
     try:
@@ -258,6 +261,12 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
                 raise InputError("device 'cuda' requested but CUDA is not available")
             if dev.index is None and ranks.world > 1:
                 dev = torch.device("cuda", ranks.rank % torch.cuda.device_count())
+        if ranks.is_main:  # unwritable destinations fail now, not after the scoring
+            check_output_dir(out if out is not None else runs_dir(), "runs folder")
+            if leaderboard or publish:
+                from_env = results is None and "HDRBENCH_RESULTS" in os.environ
+                check_output_dir(results if results is not None else results_dir(),
+                                 "results folder" + (" (HDRBENCH_RESULTS)" if from_env else ""))
         proto = get_protocol(protocol)
         if save_hdr is not None and save_hdr not in SAVE_HDR_FORMATS:
             raise InputError(f"save_hdr must be one of {SAVE_HDR_FORMATS}, got {save_hdr!r}")
@@ -287,8 +296,8 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         run_info = None
         if ranks.is_main:
             run = new_run(meth.name, ds.slug, out=out)
-            run_info = (str(run.path), run.run_id, run.started)
-        run_path, run_id, started = distributed.broadcast(run_info, ranks)
+            run_info = (str(run.path), run.run_id, run.started, str(run.final))
+        run_path, run_id, started, final_path = distributed.broadcast(run_info, ranks)
 
         scorer = _SceneScorer(meth, ds.evs, proto, stack_metrics, hdr_metrics, dev)
         mine = distributed.shard(names, ranks)
@@ -315,7 +324,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             bar.close()
         gathered = distributed.gather((local, sorted(scorer.hdr_reference_used), time.perf_counter() - t0), ranks)
         if not ranks.is_main:
-            return Path(run_path)
+            return Path(final_path)
 
         results_by_index: dict[int, tuple] = {}
         refs: set[str] = set()
@@ -338,7 +347,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
 
         from hdrbench.evaluate.runs import Run
 
-        run = Run(path=Path(run_path), run_id=run_id, started=started)
+        run = Run(path=Path(run_path), run_id=run_id, started=started, final=Path(final_path))
         log = run.logger()
         config = {
             "run_id": run_id, "method": meth.config(), "dataset": ds.describe(), "split": split, "limit": limit,
@@ -375,8 +384,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,
                                         protocol=proto.name)
             log.info("records published: %s", published)
-        run.close()
-        return run.path
+        return run.finish()  # only now does the run folder appear under its name
     finally:
         distributed.teardown(ranks)
 

@@ -309,6 +309,10 @@ def train(
     run_dir = run_dir_for(recipe.name, dataset_name, out)
     ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
     main = info.is_main
+    if main:  # an unwritable run folder fails now, not at the first checkpoint
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(run_dir, "run folder")
     log = _Log(run_dir / "train.log" if main else None)
 
     with deterministic(device):
