@@ -39,6 +39,29 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def report_failures(run_dir) -> int:
+    """Print the run's failed scenes (first error of each, at most ten) to stderr; returns how many failed."""
+    import sys
+    from pathlib import Path
+
+    from hdrbench.evaluate.runs import read_records_csv
+
+    rows = read_records_csv(Path(run_dir) / "records.csv")
+    failed: dict[str, str] = {}
+    for r in rows:
+        if r["error"]:
+            failed.setdefault(r["scene"], f"{r['metric']}: {r['error']}")
+    if failed:
+        total = len({r["scene"] for r in rows})
+        print(f"warning: {len(failed)} of {total} scene(s) had failures, recorded as errors in the records "
+              f"(details in {Path(run_dir) / 'log.txt'}):", file=sys.stderr)
+        for scene, error in list(failed.items())[:10]:
+            print(f"  {scene}: {error}", file=sys.stderr)
+        if len(failed) > 10:
+            print(f"  ... and {len(failed) - 10} more", file=sys.stderr)
+    return len(failed)
+
+
 def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
@@ -62,4 +85,5 @@ def run(args) -> int:
 
     if int(os.environ.get("RANK", "0")) == 0:
         print(path)
+        report_failures(path)
     return 0

@@ -57,6 +57,9 @@ def run(args) -> int:
     if result.checkpoint is not None:
         print(f"training: {trained}; checkpoint: {result.checkpoint}")
     print(f"records: {result.run_dir / 'records.csv'}")
+    from hdrbench.commands.evaluate import report_failures
+
+    report_failures(result.run_dir)
     print(f"run folder: {result.run_dir} (config.json, environment.json, log)")
     if not args.no_leaderboard:
         print(f"leaderboard: {leaderboard_path(result.dataset)}")

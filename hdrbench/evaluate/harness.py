@@ -34,7 +34,7 @@ import torch
 
 from hdrbench import __version__
 from hdrbench.data.base import Dataset, Scene, get_dataset
-from hdrbench.data.check import check_dataset
+from hdrbench.data.check import check_dataset, empty_split_hint
 from hdrbench.errors import DatasetError, InputError
 from hdrbench.evaluate import distributed
 from hdrbench.evaluate.methods import Method, SceneContext, get_method
@@ -280,8 +280,9 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
                 raise InputError(f"limit must be >= 1, got {limit}")
             names = names[:limit]
         if not names:
-            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty; expected layout:\n"
-                               f"{ds.expected_layout()}")
+            hint = empty_split_hint(ds, split)
+            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty" + (hint or "; expected layout:\n"
+                               f"{ds.expected_layout()}"))
 
         # The check runs once (rank 0), before anything is computed: a broken dataset fails here, whole.
         problems = [str(p) for p in check_dataset(ds, split=split, scenes=names)] if ranks.is_main else None
