@@ -167,7 +167,7 @@ def resolve_stack(stack: list[str] | None, times: str | None, evs: str | None) -
     return files, seconds
 
 
-def load_stack(files: list[Path], *, notes_to=sys.stderr):
+def load_stack(files: list[Path], *, notes_to=None):
     """Read exposure images into a ``(1, E, 3, H, W)`` float64 tensor in [0, 1].
 
     Conversions made while reading (greyscale expanded to RGB, alpha dropped) are printed to ``notes_to``,
@@ -205,7 +205,7 @@ def load_stack(files: list[Path], *, notes_to=sys.stderr):
         raise InputError(f"the stack mixes bit depths: {listing}; every exposure must have the same bit depth")
     for im in images:
         for note in im.notes:
-            print(f"note: {im.path}: {note}", file=notes_to)
+            print(f"note: {im.path}: {note}", file=notes_to or sys.stderr)
     data = np.stack([im.data for im in images])  # (E, H, W, 3)
     return torch.from_numpy(data).to(torch.float64).permute(0, 3, 1, 2).unsqueeze(0).clamp_(0.0, 1.0)
 
@@ -225,7 +225,7 @@ def check_stack_usable(stack, crf: str, order: int) -> None:
         raise InputError("the stack is degenerate:\n  " + "\n  ".join(reasons))
 
 
-def report_curve(table, method: str, *, out=sys.stderr) -> None:
+def report_curve(table, method: str, *, out=None) -> None:
     """Refuse a non-finite recovered curve; print a warning line per implausible feature of a finite one
     (a fold or negative irradiance: the curve is still written, and the warning says why it is doubtful).
 
@@ -241,7 +241,7 @@ def report_curve(table, method: str, *, out=sys.stderr) -> None:
                          "usable variation for it; try --crf/--method debevec or a lower --order)")
     for reason in curve_defects(table):
         hint = " (try a lower --order or --method debevec)" if method == "mitsunaga-nayar" else ""
-        print(f"warning: {method} curve, {reason}{hint}", file=out)
+        print(f"warning: {method} curve, {reason}{hint}", file=out or sys.stderr)
 
 
 def calibration_options(args) -> dict:
