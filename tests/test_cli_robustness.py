@@ -19,7 +19,8 @@ from hdrbench.cli import build_parser, main
 from hdrbench.imaging.io import read_image, write_image
 
 PROC = Path("/proc")
-needs_proc = pytest.mark.skipif(not (PROC / "self").exists(), reason="needs Linux /proc (a folder nothing can be created in)")
+needs_proc = pytest.mark.skipif(not (PROC / "self").exists(),
+                                reason="needs Linux /proc (a folder nothing can be created in)")
 
 
 def _err(capsys) -> str:
@@ -332,7 +333,8 @@ def test_folder_datasets_are_named_by_their_contents(tmp_path, shared_data):
         shutil.copy(shared_data / "hdr" / "ScanLines_Cannon.hdr", d)
     name_a, name_b = f"hdr-folder:{a}", f"hdr-folder:{b}"
     assert dataset_slug(name_a) == dataset_slug(name_b)  # same photographs, another path
-    assert dataset_slug(name_a).startswith("hdr-folder-hdr-") and len(dataset_slug(name_a)) == len("hdr-folder-hdr-") + 8
+    assert dataset_slug(name_a).startswith("hdr-folder-hdr-")
+    assert len(dataset_slug(name_a)) == len("hdr-folder-hdr-") + 8  # folder name and 8 hex digits
     assert slug(name_a) == dataset_slug(name_a) and leaderboard_path(name_a).name == f"leaderboard-{slug(name_a)}.csv"
     shutil.copy(shared_data / "hdr" / "Chromaticities_Rec709.hdr", b)
     assert dataset_slug(name_a) != dataset_slug(name_b)  # other contents, other name

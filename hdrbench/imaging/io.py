@@ -114,7 +114,8 @@ def _read_bytes(path: Path, fmt: str) -> bytes:
     if not raw:
         raise ImageReadError(f"cannot read {path}: file is empty")
     if not raw.startswith(_SIGNATURES[fmt]):
-        raise ImageReadError(f"cannot read {path}: not {_article(fmt)} {fmt.upper()} file (its first bytes do not match the format)")
+        raise ImageReadError(f"cannot read {path}: not {_article(fmt)} {fmt.upper()} file (its first bytes do not "
+                             "match the format)")
     return raw
 
 
