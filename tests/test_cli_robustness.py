@@ -213,6 +213,16 @@ def test_unwritable_results_folder_fails_before_scoring(tmp_path, monkeypatch, c
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+@needs_proc
+def test_run_checks_its_folders_before_training(monkeypatch, capsys):
+    import hdrbench.api as api
+
+    monkeypatch.setenv("HDRBENCH_RESULTS", "/proc/r")
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("training started"))
+    assert main(["run", "--method", "proposed", "--dataset", "synthetic", "--preset", "tiny", "--no-progress"]) == 2
+    assert "results folder (HDRBENCH_RESULTS) /proc/r" in _err(capsys)
+
+
 def test_file_in_the_way_of_an_output_folder(tmp_path, good_stack, capsys):
     blocker = tmp_path / "existing_file.hdr"
     blocker.write_bytes(b"x")
