@@ -126,8 +126,8 @@ def check_dataset(dataset, split: str | None = None, scenes: Iterable[str] | Non
     problems: list[Problem] = []
     root = getattr(dataset, "root", None)
     if root is not None and not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "does not exist"
-        return [Problem(split or "*", "", str(root), f"dataset root {what}")]
+        what = "dataset root is a file, not a folder" if root.exists() else "dataset root folder does not exist"
+        return [Problem(split or "*", "", str(root), what)]
     splits = [split] if split is not None else list(dataset.splits)
     wanted = list(scenes) if scenes is not None else None
     absent: list[Problem] = []
