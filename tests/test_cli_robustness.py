@@ -99,6 +99,16 @@ def test_curve_defects_and_degenerate_reasons_directly():
     assert reasons == [reasons[0]] and reasons[0].startswith("scene 0, channels r, g, b: every exposure is all black")
 
 
+def test_a_nan_curve_is_an_error_not_a_write_failure():
+    from hdrbench.commands.merge import report_curve
+    from hdrbench.errors import InputError
+
+    table = torch.linspace(0, 1, 256, dtype=torch.float64).repeat(3, 1)
+    table[0, 7] = float("nan")
+    with pytest.raises(InputError, match="the mitsunaga-nayar recovery failed: the curve has NaN or Inf values"):
+        report_curve(table, "mitsunaga-nayar")
+
+
 # --- item: minor defects -----------------------------------------------------------------------------------------
 def test_score_pmap_extension_is_checked_before_scoring(tmp_path, capsys):
     hdr = tmp_path / "a.pfm"
