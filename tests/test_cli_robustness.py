@@ -66,6 +66,9 @@ def test_uniform_stack_has_too_few_codes_for_the_polynomial(tmp_path, capsys):
     # Three distinct codes determine a Debevec curve through three points, but not a degree-5 polynomial.
     assert main(["calibrate", "--stack", *files, "--evs", "-1,0,1", "--method", "mitsunaga-nayar"]) == 2
     assert "only 3 distinct well-exposed code(s) (40, 80, 160); at least 6" in _err(capsys)
+    # With an assumed response a uniform stack still merges (to a uniform image); a clipped one does not.
+    assert main(["merge", "--stack", *files, "--evs", "-1,0,1", "--crf", "srgb", "-o", str(tmp_path / "u.pfm")]) == 0
+    assert np.ptp(read_image(tmp_path / "u.pfm").data) == 0  # every pixel the same value
 
 
 def test_implausible_curve_is_a_warning_with_its_reason(good_stack, capsys):

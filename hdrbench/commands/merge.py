@@ -211,15 +211,16 @@ def load_stack(files: list[Path], *, notes_to=None):
 
 
 def check_stack_usable(stack, crf: str, order: int) -> None:
-    """Refuse a stack that determines no response curve nor a meaningful merge (all black, all saturated,
-    uniform); a Mitsunaga-Nayar polynomial of order K needs K + 1 distinct well-exposed codes.
+    """Refuse a stack that determines no response curve nor a meaningful merge: without a well-exposed pixel
+    (all black, all saturated) nothing can be merged; a recovered curve needs two distinct well-exposed codes,
+    and a Mitsunaga-Nayar polynomial of order K needs K + 1.
 
     Raises:
-        InputError: every reason, one per channel.
+        InputError: every reason, one line per scene and group of channels.
     """
     from hdrbench.imaging.calibration.common import degenerate_stack_reasons
 
-    min_codes = order + 1 if crf == "mitsunaga-nayar" else 2
+    min_codes = {"mitsunaga-nayar": order + 1, "debevec": 2}.get(crf, 1)
     reasons = degenerate_stack_reasons(stack, min_codes=min_codes)
     if reasons:
         raise InputError("the stack is degenerate:\n  " + "\n  ".join(reasons))
