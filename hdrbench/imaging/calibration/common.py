@@ -313,7 +313,7 @@ def curve_defects(table: torch.Tensor) -> list[str]:
             a, b = int(drops[0]), int(drops[-1]) + 1
             depth = float((row[:-1] - row[1:]).clamp_min(0).max())
             reasons.append(f"channel {name}: the curve decreases between codes {a} and {b} (by up to "
-                           f"{depth / span:.2%} of its range), so it is not a valid response")
+                           f"{depth / span:.2%} of its range; a camera response never decreases)")
         if float(row.min()) < 0:
             k = int(row.argmin())
             reasons.append(f"channel {name}: negative irradiance {float(row[k]):.3g} at code {k}")
