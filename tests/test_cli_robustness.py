@@ -180,6 +180,8 @@ SMALL = ["--dataset-option", "n_train=0", "--dataset-option", "n_test=1", "--res
 def test_an_evaluation_killed_before_the_leaderboard_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
     import hdrbench.evaluate.leaderboard as lb
 
+    original = lb.update_leaderboard
+
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # stands for a kill between the records and the leaderboard row
 
@@ -189,7 +191,7 @@ def test_an_evaluation_killed_before_the_leaderboard_leaves_no_run_folder(tmp_pa
     visible = [p.name for p in runs.iterdir() if not p.name.startswith(".")]
     assert visible == []  # only the hidden .<run id>.partial staging folder remains
     assert [p.name for p in runs.iterdir()][0].endswith(".partial")
-    monkeypatch.undo()
+    monkeypatch.setattr(lb, "update_leaderboard", original)  # not undo(): that would drop conftest's isolation
     assert main(["evaluate", "--method", "ldr-linear", "--dataset", "synthetic", *SMALL, "-o", str(runs)]) == 0
     finished = [p for p in runs.iterdir() if not p.name.startswith(".")]
     assert len(finished) == 1 and (finished[0] / "records.csv").is_file()
