@@ -20,25 +20,77 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _temporary_sibling(path: Path, suffix: str) -> tuple[int, str]:
+    """Create ``path``'s folder and a temporary file beside ``path`` with the default file mode.
+
+    Raises:
+        OutputError: the folder cannot be created or refuses new files (names ``path`` and the reason).
+    """
+    from hdrbench.errors import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        # mkstemp creates 0600 files; results, images and checkpoints should be as readable as any other output.
+        os.chmod(tmp, _default_mode())
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def _replace(tmp: str, path: Path) -> None:
+    from hdrbench.errors import OutputError
+
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise OutputError(f"cannot write {path}: it is an existing folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left exactly as it was.
+    On an exception the temporary file is removed and ``path`` is left exactly as it was. A destination
+    that cannot be written raises :class:`hdrbench.errors.OutputError` naming it.
     """
     if "r" in mode or "a" in mode:
         raise ValueError(f"atomic_open is for writing, got mode {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary_sibling(path, ".tmp")
     try:
-        # mkstemp creates 0600 files; results and checkpoints should be as readable as any other output.
-        os.chmod(tmp, _default_mode())
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary sibling of ``path`` for writers that take a file name (e.g. OpenEXR); renamed over
+    ``path`` when the block succeeds, removed otherwise. ``suffix`` lets such writers see the extension.
+
+    The temporary file gets the mode a plain ``open()`` would give (0o666 less the umask), so the result
+    is as readable as every other output.
+    """
+    path = Path(path)
+    fd, tmp = _temporary_sibling(path, suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        _replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

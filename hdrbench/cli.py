@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from hdrbench import __version__
@@ -31,20 +32,22 @@ COMMAND_MODULES = (
 )
 
 
-#: Options whose value may start with "-" (an EV range such as ``-3..3``), which argparse would otherwise take
-#: for an option: ``--evs -3..3`` is rewritten to ``--evs=-3..3`` before parsing.
-DASH_VALUE_OPTIONS = ("--evs",)
+#: Options whose value is a comma-separated list of numbers that may start with a minus sign.
+NUMBER_LIST_OPTIONS = ("--evs",)
 
 
-def _join_dash_values(argv: list[str]) -> list[str]:
+def _attach_number_lists(argv: list[str]) -> list[str]:
+    """``--evs -2,0,2`` -> ``--evs=-2,0,2``: argparse reads a value that starts with ``-`` as an option unless it
+    is a single negative number, so the documented form would fail with "expected one argument"."""
     out: list[str] = []
-    it = iter(argv)
-    for tok in it:
-        if tok in DASH_VALUE_OPTIONS:
-            nxt = next(it, None)
-            out.append(tok if nxt is None else f"{tok}={nxt}")
-        else:
-            out.append(tok)
+    i = 0
+    while i < len(argv):
+        if argv[i] in NUMBER_LIST_OPTIONS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
     return out
 
 
@@ -62,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(_attach_number_lists(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

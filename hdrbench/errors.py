@@ -21,6 +21,10 @@ class DatasetError(HdrbenchError, FileNotFoundError):
     """A dataset root does not match the layout its card declares."""
 
 
+class OutputError(HdrbenchError, OSError):
+    """An output path cannot be written: an existing folder, a file where a folder is needed, no permission."""
+
+
 class UnknownNameError(HdrbenchError, KeyError):
     """A registry lookup failed; the message carries close matches ("did you mean ...")."""
 

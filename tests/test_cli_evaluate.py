@@ -103,13 +103,17 @@ def test_datasets_check_lists_every_problem_with_the_layout(tmp_path, capsys):
     root = _vds_tree(tmp_path / "vds")
     assert main(["datasets", "check", "--dataset", "vds", "--root", str(root), "--split", "test"]) == 0
     assert "is complete (test: 2 scenes)" in capsys.readouterr().out
+    # A test-only download passes the whole-dataset check; the absent train split is a note, not a problem.
+    assert main(["datasets", "check", "--dataset", "vds", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "note: split 'train' is not present and was skipped" in out and "is complete (test: 2 scenes)" in out
     (root / "test_set/t01/t01_1EV_true.jpg.png").unlink()
     (root / "test_hdr_set/t02/target_hdr.hdr").write_bytes(b"#?RADIANCE\nbroken")
     assert main(["datasets", "check", "--dataset", "vds", "--root", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "3 problem(s)" in out  # the missing EV, the corrupt HDR and the missing train split
+    assert "2 problem(s)" in out  # the missing EV and the corrupt HDR (the absent train split is a note)
     assert "t01_1EV_true.jpg.png: missing" in out and "target_hdr.hdr: unreadable" in out
-    assert "train" in out and "expected layout:" in out and str(root) + "/<split>_set" in out
+    assert "split 'train' is not present" in out and "expected layout:" in out and str(root) + "/<split>_set" in out
     # The same check runs before an evaluation, which then refuses to start.
     assert main(["evaluate", "--method", "ldr-linear", "--dataset", "vds", "--root", str(root), "--resolution",
                  "native", "--no-progress"]) == 2

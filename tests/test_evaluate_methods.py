@@ -40,7 +40,8 @@ def test_registry_and_descriptions():
         text = describe_method(n)
         assert text.startswith(n) and "training-free" in text
     assert "Masia" in describe_method("masia09") and "2009" in describe_method("masia09")
-    with pytest.raises(InputError, match="bad options"):
+    with pytest.raises(UnknownNameError, match="unknown method option 'white' for method 'ldr-linear'; known: "
+                                               "linearize"):
         get_method("ldr-linear", white=3)
     with pytest.raises(InputError, match="linearize must be one of"):
         get_method("akyuz07", linearize="srgb")

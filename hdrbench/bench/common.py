@@ -56,6 +56,14 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 5, syn
     return times[len(times) // 2]
 
 
+def result_path(name: str, out: str | Path | None = None) -> Path:
+    """The CSV a benchmark appends to, checked writable (call it before the measurement: an unwritable
+    ``--out`` fails in a second, not after minutes of timing)."""
+    from hdrbench.outputs import check_output_file
+
+    return check_output_file(Path(out) if out else results_dir() / f"bench-{name}.csv", "--out", suffixes=(".csv",))
+
+
 def append_result(name: str, row: dict, out: str | Path | None = None) -> Path:
     """Append ``row`` (plus the environment) to ``results/bench-<name>.csv`` under a file lock."""
     path = Path(out) if out else results_dir() / f"bench-{name}.csv"

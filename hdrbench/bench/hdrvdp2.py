@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda-batch", type=int, default=16, help="pairs per call on CUDA (default %(default)s)")
     p.add_argument("--cuda-size", default="1024x768", help="WIDTHxHEIGHT on CUDA (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
-    p.add_argument("--out", default=None, help="CSV to append to (default results/bench-hdrvdp2.csv)")
+    p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-hdrvdp2.csv)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -85,9 +85,11 @@ def _load_average() -> float | str:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from hdrbench.bench.common import append_result, time_call
+    from hdrbench.bench.common import append_result, result_path, time_call
     from hdrbench.errors import InputError
     from hdrbench.metrics.hdrvdp2 import hdrvdp2
+
+    result_path("hdrvdp2", args.out)  # an unwritable --out fails before the measurement
 
     if args.threads is not None:
         if args.threads < 1:

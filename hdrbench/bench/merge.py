@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the torch.compile variant of our layer (e.g. where no C++ compiler is available)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and OpenCV alike (default: torch's current setting)")
-    p.add_argument("--out", default=None, help="CSV to append to (default results/bench-merge.csv)")
+    p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-merge.csv)")
 
 
 def make_stack(size: int, exposures: int, seed: int = 0):
@@ -73,11 +73,13 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from hdrbench.bench.common import append_result, time_call
+    from hdrbench.bench.common import append_result, result_path, time_call
     from hdrbench.bench.reference_loop import loop_merge
     from hdrbench.errors import InputError
     from hdrbench.imaging.calibration import debevec_inverse_crf
     from hdrbench.imaging.synthesis import merge_stack, native
+
+    result_path("merge", args.out)  # an unwritable --out fails before the measurement
 
     if args.size < 8 or args.exposures < 2 or args.repeats < 1:
         raise InputError("bench merge needs --size >= 8, --exposures >= 2 and --repeats >= 1")

@@ -60,7 +60,7 @@ def add_arguments(p) -> None:
                    help="measure the variants this many times in turn and keep each one's median (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-save", action="store_true", help="print only; do not append to results/bench-train.csv")
-    p.add_argument("--out", default=None, help="CSV to append to (default results/bench-train.csv)")
+    p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-train.csv)")
 
 
 # -- memory -------------------------------------------------------------------------------------------------
@@ -197,10 +197,12 @@ def _device_for(preset: str, choice: str):
 def main(args) -> int:
     import torch
 
-    from hdrbench.bench.common import append_result
+    from hdrbench.bench.common import append_result, result_path
     from hdrbench.data import get_dataset
     from hdrbench.errors import InputError
     from hdrbench.train.recipes import load_recipe
+
+    result_path("train", args.out)  # an unwritable --out fails before the measurement
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

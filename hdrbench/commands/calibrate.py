@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hdrbench.commands.merge import add_stack_arguments, load_stack, resolve_stack
+from hdrbench.commands.merge import add_stack_arguments, check_stack_usable, load_stack, report_curve, resolve_stack
 from hdrbench.errors import InputError
 
 METHODS = ("debevec", "mitsunaga-nayar")
 CHANNELS = ("r", "g", "b")
+#: Image formats of --plot (matplotlib's writers that need no extra package).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def register(sub) -> None:
@@ -30,10 +32,10 @@ def register(sub) -> None:
     )
     add_stack_arguments(p)
     p.add_argument("--method", choices=METHODS, default="debevec", help="recovery method (default %(default)s)")
-    p.add_argument("--out", default=None,
+    p.add_argument("-o", "--out", default=None,
                    help="curve CSV to write (default: print a summary only); with --study the output folder"
                    " (default results)")
-    p.add_argument("--plot", default=None, help="also plot the curves to this image file (.png)")
+    p.add_argument("--plot", default=None, help="also plot the curves to this image file (.png, .pdf, .svg, .jpg)")
     study = p.add_argument_group("CRF-consistency study (--study)")
     study.add_argument("--study", action="store_true", help="run the study over a dataset split instead")
     study.add_argument("--dataset", default=None, help="dataset name (see `hdrbench datasets`)")
@@ -97,17 +99,27 @@ def main(args: argparse.Namespace) -> int:
     if args.study:
         if args.stack:
             raise InputError("--study runs over a dataset; do not combine it with --stack")
+        from hdrbench.outputs import check_output_dir
         from hdrbench.report import crf_study
 
+        check_output_dir(args.out or "results", "--out")
         args.out_dir = args.out
         return crf_study.main(args)
     if args.dataset:
         raise InputError("--dataset is only used with --study")
     from hdrbench.atomic import atomic_write_text
+    from hdrbench.outputs import check_output_file
 
+    # Destinations are checked before the stack is read and the curve solved.
+    if args.out:
+        check_output_file(args.out, "--out", suffixes=(".csv", ".txt"))
+    if args.plot:
+        check_output_file(args.plot, "--plot", suffixes=PLOT_SUFFIXES)
     files, seconds = resolve_stack(args.stack, args.times, args.evs)
     stack = load_stack(files)
+    check_stack_usable(stack, args.method, args.order)
     table = recover(stack, seconds, args)[0]
+    report_curve(table, args.method)
     lo, mid, hi = (table[:, k].tolist() for k in (0, 128, 255))
     print(f"{args.method}: {len(files)} exposures; g(0) = {lo}, g(128/255) = {mid}, g(1) = {hi}")
     if args.out:

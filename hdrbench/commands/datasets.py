@@ -35,12 +35,22 @@ def run_list(args) -> int:
 def run_check(args) -> int:
     from hdrbench.data import get_dataset
     from hdrbench.data.check import check_dataset, format_problems
+    from hdrbench.errors import HdrbenchError
 
     ds = get_dataset(args.dataset, root=args.root, resolution=args.resolution)
-    problems = check_dataset(ds, split=args.split)
+    notes: list[str] = []
+    problems = check_dataset(ds, split=args.split, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
     if problems:
         print(format_problems(ds, problems, limit=None))
         return 1
-    counts = ", ".join(f"{sp}: {len(ds.scenes(sp))}" for sp in ([args.split] if args.split else ds.splits))
+    counts = []
+    for sp in [args.split] if args.split else ds.splits:
+        try:
+            counts.append(f"{sp}: {len(ds.scenes(sp))}")
+        except HdrbenchError:  # an absent split, reported in a note above
+            continue
+    counts = ", ".join(counts)
     print(f"dataset {ds.name!r} is complete ({counts} scenes)")
     return 0

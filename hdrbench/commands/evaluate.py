@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hdrbench.commands.train import options
+from hdrbench.commands.train import device_argument, options
 
 
 def register(sub) -> None:
@@ -16,8 +16,8 @@ def register(sub) -> None:
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
     p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
+    p.add_argument("--device", default="cpu", type=device_argument, help="cpu or cuda (default: cpu)")
+    p.add_argument("-o", "--out", help="parent folder of the run folder (default: runs/ or $HDRBENCH_RUNS)")
     p.add_argument("--resolution", help="resolution policy: native, 256x256-lanczos, 64 ... (default: the card's)")
     p.add_argument("--hdr-metrics", default="hdrvdp2,pu21-psnr,pu21-ssim", help="comma-separated HDR metrics")
     p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
@@ -40,10 +40,37 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def report_failures(run_dir) -> int:
+    """Print the run's failed scenes (first error of each, at most ten) to stderr; returns how many failed."""
+    import sys
+    from pathlib import Path
+
+    from hdrbench.evaluate.runs import read_records_csv
+
+    rows = read_records_csv(Path(run_dir) / "records.csv")
+    failed: dict[str, str] = {}
+    for r in rows:
+        if r["error"]:
+            failed.setdefault(r["scene"], f"{r['metric']}: {r['error']}")
+    if failed:
+        total = len({r["scene"] for r in rows})
+        print(f"warning: {len(failed)} of {total} scene(s) had failures, recorded as errors in the records "
+              f"(details in {Path(run_dir) / 'log.txt'}):", file=sys.stderr)
+        for scene, error in list(failed.items())[:10]:
+            print(f"  {scene}: {error}", file=sys.stderr)
+        if len(failed) > 10:
+            print(f"  ... and {len(failed) - 10} more", file=sys.stderr)
+    return len(failed)
+
+
 def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    if args.out:
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(args.out, "--out")  # before the method is loaded and the scenes scored
     method_options = options(args.method_option, "--method-option")
     if args.weights:
         method_options["weights"] = args.weights
@@ -59,4 +86,5 @@ def run(args) -> int:
 
     if int(os.environ.get("RANK", "0")) == 0:
         print(path)
+        report_failures(path)
     return 0

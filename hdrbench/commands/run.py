@@ -40,6 +40,14 @@ def run(args) -> int:
 
     apply_threads(args)
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
+    from hdrbench.outputs import check_output_dir
+    from hdrbench.paths import results_dir, runs_dir
+
+    # Before training: a results or runs folder that cannot be written must not cost a training run.
+    check_output_dir(runs_dir(), "runs folder" + (" (HDRBENCH_RUNS)" if "HDRBENCH_RUNS" in os.environ else ""))
+    if not args.no_leaderboard or args.publish_records:
+        check_output_dir(results_dir(),
+                         "results folder" + (" (HDRBENCH_RESULTS)" if "HDRBENCH_RESULTS" in os.environ else ""))
     t0 = time.perf_counter()
     try:
         result = api.run(args.method, args.dataset, root=args.root, preset=args.preset, iters=args.iters,
@@ -60,6 +68,9 @@ def run(args) -> int:
     if result.checkpoint is not None:
         print(f"training: {trained}; checkpoint: {result.checkpoint}")
     print(f"records: {result.run_dir / 'records.csv'}")
+    from hdrbench.commands.evaluate import report_failures
+
+    report_failures(result.run_dir)
     print(f"run folder: {result.run_dir} (config.json, environment.json, log)")
     if not args.no_leaderboard:
         print(f"leaderboard: {leaderboard_path(result.dataset)}")

@@ -67,6 +67,7 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.add_argument("--pmap", default=None, metavar="OUT.png", help="write the HDR-VDP probability-of-detection map")
+    p.add_argument("-o", "--out", default=None, metavar="OUT.json", help="also write the result as JSON to this file")
     p.set_defaults(func=run)
 
 
@@ -89,6 +90,8 @@ def _load(path: str):
     from hdrbench.imaging.io import read_image
 
     img = read_image(path)
+    for note in img.notes:  # greyscale expanded, alpha dropped: the user should know what was scored
+        print(f"note: {path}: {note}", file=sys.stderr)
     return to_chw(img.data)[None].double(), img
 
 
@@ -113,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
     from hdrbench.metrics import protocols as proto_mod
     from hdrbench.metrics.pu21 import rgb_to_luminance
     from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics, get_metric
+    from hdrbench.outputs import check_output_file
 
+    # Outputs are checked before the (possibly long) scoring.
+    if args.pmap:
+        check_output_file(args.pmap, "--pmap", suffixes=(".png",))
+    if args.out:
+        check_output_file(args.out, "--out", suffixes=(".json",))
     test, test_img = _load(args.test)
     ref, ref_img = _load(args.reference)
     if test.shape != ref.shape:
@@ -197,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
             _write_pmap(args.pmap, res.P_map[0], ref[0])
             result["pmap"] = str(args.pmap)
 
+    if args.out:
+        from hdrbench.atomic import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -6,22 +6,23 @@ import os
 
 
 def options(pairs: list[str] | None, flag: str) -> dict:
-    """``["n_train=4", "seed=1"]`` -> ``{"n_train": 4, "seed": 1}`` (ints and floats converted)."""
-    from hdrbench.errors import InputError
+    """``["n_train=4", "seed=1"]`` -> ``{"n_train": 4, "seed": 1}`` (see :func:`hdrbench.options.parse_key_values`)."""
+    from hdrbench.options import parse_key_values
 
-    out: dict = {}
-    for item in pairs or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        out[key.replace("-", "_")] = value
-    return out
+    return parse_key_values(pairs, flag)
+
+
+def device_argument(text: str) -> str:
+    """argparse ``type`` of ``--device``: a clear one-line error (exit 2) for ``cdua``, ``gpu``, ``cuda:x``."""
+    import argparse
+
+    from hdrbench.errors import HdrbenchError
+    from hdrbench.options import parse_device
+
+    try:
+        return parse_device(text, "device")
+    except HdrbenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_training_arguments(p, *, method_required: bool) -> None:
@@ -40,7 +41,8 @@ def add_training_arguments(p, *, method_required: bool) -> None:
     p.add_argument("--preset", help="recipe preset: paper, cpu or tiny (default: the recipe's default_preset)")
     p.add_argument("--iters", type=int, help="training iterations (overrides the preset's schedule.iters)")
     p.add_argument("--batch-size", type=int, help="samples per process and iteration (overrides schedule.batch_size)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--device", default="cpu", type=device_argument,
+                   help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision (default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format for networks and batches")
     p.add_argument("--compile", action="store_true", help="torch.compile every network")
@@ -69,7 +71,7 @@ def register(sub) -> None:
                                    "train.log. Under torchrun every rank trains on its share of the global batch.")
     add_training_arguments(p, method_required=True)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    p.add_argument("--out", help="run folder (default: runs/<method>__<dataset>)")
+    p.add_argument("-o", "--out", help="run folder (default: runs/<method>__<dataset>)")
     p.add_argument("--resolution", help="dataset resolution policy (default: the card's)")
     p.set_defaults(func=run)
 
@@ -80,6 +82,10 @@ def run(args) -> int:
     from hdrbench.train import distributed as dist_utils
 
     apply_threads(args)
+    if args.out:
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(args.out, "--out")  # before the data are generated and the networks built
     try:
         path = api.train(args.method, args.dataset, root=args.root, preset=args.preset, iters=args.iters,
                          batch_size=args.batch_size, device=args.device, amp=args.amp,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -302,14 +303,62 @@ class Dataset(ABC):
         return self.root
 
 
+#: Content digests of dataset folders, keyed by the folder and the (name, size, mtime) of every file in it.
+_CONTENT_DIGESTS: dict[tuple, str] = {}
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Regular files under ``folder`` (recursive, sorted), skipping hidden names (caches, editors' files)."""
+    files = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        files.append(p)
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def folder_digest(folder: str | Path) -> str:
+    """sha256 (hex) of a folder's contents: every non-hidden file's relative path, size and sha256.
+
+    The same photographs give the same digest wherever the folder lives; adding, removing, renaming or
+    editing a file changes it. Digests are memoised per process for unchanged files (same size and mtime).
+    """
+    folder = Path(folder)
+    files = _folder_files(folder)
+    key = (str(folder.resolve()),) + tuple((p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns)
+                                           for p in files for st in (p.stat(),))
+    if key not in _CONTENT_DIGESTS:
+        outer = hashlib.sha256()
+        for p in files:
+            inner = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    inner.update(chunk)
+            outer.update(f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}\t{inner.hexdigest()}\n".encode())
+        _CONTENT_DIGESTS[key] = outer.hexdigest()
+    return _CONTENT_DIGESTS[key]
+
+
 def dataset_slug(name: str) -> str:
-    """File-name-safe form of a dataset name; folder datasets get the folder name and a path hash."""
+    """File-name-safe identifier of a dataset: the one name of its leaderboard, published records, figures,
+    run folders and report entries.
+
+    Named datasets keep their name (``vds``). Folder datasets (``hdr-folder:<path>``) get the folder's name and
+    the first 8 hex digits of :func:`folder_digest` of its contents (``hdr-folder-hdr-1a2b3c4d``), so the same
+    photographs at another path share their results, and other photographs in a folder of the same name do
+    not. A folder that cannot be read here (records read on another machine) is named by a hash of its
+    resolved path instead, marked ``-path-``.
+    """
     if ":" in name:
         base, arg = name.split(":", 1)
-        resolved = str(Path(arg).expanduser().resolve())
-        tail = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(resolved).name or "root")
-        return f"{base}-{tail}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+        folder = Path(arg).expanduser()
+        resolved = folder.resolve()
+        tail = re.sub(r"[^A-Za-z0-9._-]+", "-", resolved.name or "root").strip("-") or "root"
+        if folder.is_dir():
+            return f"{base}-{tail}-{folder_digest(folder)[:8]}"
+        return f"{base}-{tail}-path-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "dataset"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,4 +408,17 @@ def get_dataset(name: str, *, root: str | Path | None = None, resolution: Any = 
         raise InputError(f"dataset {base!r} needs a folder ({hint}); expected layout:\n{card.layout_text()}")
     module_name, _, cls_name = card.loader.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
+    _check_reader_options(cls, base, kwargs)
     return cls(card, root=root, resolution=resolution, name=name, **kwargs)
+
+
+def _check_reader_options(cls: type, dataset: str, options: dict[str, Any]) -> None:
+    """Refuse reader options that ``cls`` does not take, with close matches (``n_tset`` -> ``n_test``)."""
+    from hdrbench.options import check_option_names
+
+    params = list(inspect.signature(cls.__init__).parameters.values())
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and p.name not in ("self", "card", "root", "resolution", "name")]
+    check_option_names(options, accepted, flag="dataset option", owner=f"dataset {dataset!r}")

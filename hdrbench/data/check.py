@@ -37,6 +37,10 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+#: How the check names a file's role in a scene (the readers' role keys are short).
+_ROLE_NAMES = {"hdr": "HDR reference"}
+
+
 def _finite(data: np.ndarray) -> bool:
     return bool(np.isfinite(data).all())
 
@@ -46,6 +50,7 @@ def _check_files(split: str, scene: str, files: dict[str, Path]) -> list[Problem
 
     problems: list[Problem] = []
     shapes: dict[str, tuple[int, int]] = {}
+    files = {_ROLE_NAMES.get(role, role): path for role, path in files.items()}
     for role, path in files.items():
         if not Path(path).is_file():
             problems.append(Problem(split, scene, str(path), f"missing ({role})"))
@@ -89,32 +94,54 @@ def _check_loaded(dataset, split: str, scene: str) -> list[Problem]:
     return problems
 
 
-def check_dataset(dataset, split: str | None = None, scenes: Iterable[str] | None = None) -> list[Problem]:
+def empty_split_hint(dataset, split: str) -> str:
+    """``"; split 'all' has 2 scene(s): use --split all"`` when another split has scenes, else ``""``."""
+    for other in sorted(dataset.splits, key=lambda s: s != "all"):  # 'all' first: it holds every scene
+        if other == split:
+            continue
+        try:
+            n = len(dataset.scenes(other))
+        except HdrbenchError:
+            continue
+        if n:
+            return f"; split {other!r} has {n} scene(s): use --split {other}"
+    return ""
+
+
+def check_dataset(dataset, split: str | None = None, scenes: Iterable[str] | None = None,
+                  notes: list[str] | None = None) -> list[Problem]:
     """List every problem of a dataset (or of one split, or of some scenes of it).
 
     Args:
         dataset: a :class:`hdrbench.data.base.Dataset`.
         split: one split, or None for every split the card declares.
         scenes: restrict the check to these scene names (the harness passes the scenes it evaluates).
+        notes: when given and ``split`` is None, a split that is absent from the tree while another split has
+            scenes (a test-only download) is described here instead of being a problem.
 
     Returns:
-        Problems in scene order; empty when the data is complete and readable.
+        Problems in scene order, each file at most once (splits may share files); empty when the data is
+        complete and readable.
     """
     problems: list[Problem] = []
     root = getattr(dataset, "root", None)
     if root is not None and not root.is_dir():
-        return [Problem(split or "*", "", str(root), "dataset root folder does not exist")]
+        what = "dataset root is a file, not a folder" if root.exists() else "dataset root folder does not exist"
+        return [Problem(split or "*", "", str(root), what)]
     splits = [split] if split is not None else list(dataset.splits)
     wanted = list(scenes) if scenes is not None else None
+    absent: list[Problem] = []
+    present = 0
     for sp in splits:
         try:
             names = dataset.scenes(sp)
         except DatasetError as exc:
-            problems.append(Problem(sp, "", "", str(exc)))
+            absent.append(Problem(sp, "", "", str(exc)))
             continue
         if not names:
-            problems.append(Problem(sp, "", "", "empty split: no scenes found"))
+            problems.append(Problem(sp, "", "", "empty split: no scenes found" + empty_split_hint(dataset, sp)))
             continue
+        present += 1
         if wanted is not None:
             missing = [w for w in wanted if w not in names]
             problems.extend(Problem(sp, w, "", "scene not found in this split") for w in missing)
@@ -129,7 +156,18 @@ def check_dataset(dataset, split: str | None = None, scenes: Iterable[str] | Non
                 problems.extend(_check_loaded(dataset, sp, name))
             else:
                 problems.extend(_check_files(sp, name, files))
-    return problems
+    if notes is not None and split is None and present:
+        notes.extend(f"split {p.split!r} is not present and was skipped ({p.message})" for p in absent)
+    else:
+        problems = absent + problems
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for p in problems:  # a file shared by two splits (e.g. 'all' and 'test') is reported once
+        key = (p.path, p.message) if p.path else (f"{p.split}/{p.scene}", p.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
 
 
 def format_problems(dataset, problems: list[Problem], limit: int | None = 50) -> str:

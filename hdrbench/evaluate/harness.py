@@ -29,6 +29,7 @@ rows with ``error`` set (value NaN), one for every (target, EV, metric) the scen
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 import traceback
@@ -39,7 +40,7 @@ import torch
 
 from hdrbench import __version__
 from hdrbench.data.base import Dataset, Scene, get_dataset
-from hdrbench.data.check import check_dataset
+from hdrbench.data.check import check_dataset, empty_split_hint
 from hdrbench.errors import DatasetError, InputError
 from hdrbench.evaluate import distributed
 from hdrbench.evaluate.methods import Method, SceneContext, get_method
@@ -294,15 +295,24 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
     """
     from hdrbench.metrics.protocols import get_protocol
     from hdrbench.metrics.registry import get_metric
+    from hdrbench.options import parse_device
+    from hdrbench.outputs import check_output_dir
+    from hdrbench.paths import results_dir, runs_dir
 
     ranks = distributed.setup()
     try:
-        dev = torch.device(device)
+        dev = torch.device(parse_device(device, "device") if isinstance(device, str) else device)
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise InputError("device 'cuda' requested but CUDA is not available")
             if dev.index is None and ranks.world > 1:
                 dev = torch.device("cuda", ranks.rank % torch.cuda.device_count())
+        if ranks.is_main:  # unwritable destinations fail now, not after the scoring
+            check_output_dir(out if out is not None else runs_dir(), "runs folder")
+            if leaderboard or publish:
+                from_env = results is None and "HDRBENCH_RESULTS" in os.environ
+                check_output_dir(results if results is not None else results_dir(),
+                                 "results folder" + (" (HDRBENCH_RESULTS)" if from_env else ""))
         proto = get_protocol(protocol)
         if save_hdr is not None and save_hdr not in SAVE_HDR_FORMATS:
             raise InputError(f"save_hdr must be one of {SAVE_HDR_FORMATS}, got {save_hdr!r}")
@@ -316,8 +326,9 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
                 raise InputError(f"limit must be >= 1, got {limit}")
             names = names[:limit]
         if not names:
-            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty; expected layout:\n"
-                               f"{ds.expected_layout()}")
+            hint = empty_split_hint(ds, split)
+            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty" + (hint or "; expected layout:\n"
+                               f"{ds.expected_layout()}"))
 
         # The check runs once (rank 0), before anything is computed: a broken dataset fails here, whole.
         problems = [str(p) for p in check_dataset(ds, split=split, scenes=names)] if ranks.is_main else None
@@ -332,8 +343,8 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         run_info = None
         if ranks.is_main:
             run = new_run(meth.name, ds.slug, out=out)
-            run_info = (str(run.path), run.run_id, run.started)
-        run_path, run_id, started = distributed.broadcast(run_info, ranks)
+            run_info = (str(run.path), run.run_id, run.started, str(run.final))
+        run_path, run_id, started, final_path = distributed.broadcast(run_info, ranks)
 
         scorer = _SceneScorer(meth, ds.evs, proto, stack_metrics, hdr_metrics, dev)
         mine = distributed.shard(names, ranks)
@@ -360,7 +371,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             bar.close()
         gathered = distributed.gather((local, sorted(scorer.hdr_reference_used), time.perf_counter() - t0), ranks)
         if not ranks.is_main:
-            return Path(run_path)
+            return Path(final_path)
 
         results_by_index: dict[int, tuple] = {}
         refs: set[str] = set()
@@ -383,7 +394,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
 
         from hdrbench.evaluate.runs import Run
 
-        run = Run(path=Path(run_path), run_id=run_id, started=started)
+        run = Run(path=Path(run_path), run_id=run_id, started=started, final=Path(final_path))
         log = run.logger()
         config = {
             "run_id": run_id, "method": meth.config(), "dataset": ds.describe(), "split": split, "limit": limit,
@@ -421,8 +432,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,
                                         protocol=proto.name)
             log.info("records published: %s", published)
-        run.close()
-        return run.path
+        return run.finish()  # only now does the run folder appear under its name
     finally:
         distributed.teardown(ranks)
 

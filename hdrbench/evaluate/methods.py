@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from hdrbench.errors import InputError, UnknownNameError
+from hdrbench.options import check_option_names
 from hdrbench.paths import recipes_dir
 from hdrbench.registry import Registry
 
@@ -158,6 +159,14 @@ def _unknown(name: str) -> UnknownNameError:
     return UnknownNameError(everything.unknown_message(name))
 
 
+def accepted_options(cls: type) -> list[str] | None:
+    """Keyword names that ``cls(...)`` takes; None when it takes ``**kwargs`` (then any name is passed on)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def get_method(name: str, **kwargs: Any) -> Method:
     """Build a method by name.
 
@@ -174,6 +183,9 @@ def get_method(name: str, **kwargs: Any) -> Method:
     if name in METHODS:
         cls = METHODS.get(name)
         options = {k: v for k, v in kwargs.items() if k not in ("dataset", "device")}
+        accepted = accepted_options(cls)
+        if accepted is not None:
+            check_option_names(options, accepted, flag="method option", owner=f"method {name!r}")
         try:
             method = cls(**options)
         except TypeError as exc:

@@ -85,15 +85,21 @@ def environment(device: str = "cpu") -> dict[str, Any]:
 class Run:
     """An open run folder.
 
+    A run is written in a hidden staging folder ``.<run_id>.partial`` beside its final name and moved there by
+    :meth:`finish` once everything (records, leaderboard row, published records) is written: a killed
+    evaluation leaves no empty or complete-looking run folder, only a hidden partial one.
+
     Attributes:
-        path: the folder.
-        run_id: its name (also the ``run_id`` column of every record).
+        path: the folder being written (the staging folder until :meth:`finish`, then the final one).
+        run_id: its final name (also the ``run_id`` column of every record).
         started: UTC start time (ISO 8601), the ``timestamp`` of every record.
+        final: the folder :meth:`finish` moves it to (None: ``path`` is already final).
     """
 
     path: Path
     run_id: str
     started: str
+    final: Path | None = None
 
     @property
     def records_path(self) -> Path:
@@ -125,20 +131,37 @@ class Run:
             h.close()
             log.removeHandler(h)
 
+    def finish(self) -> Path:
+        """Close the log and move the staging folder to the run's final name; returns the final folder."""
+        self.close()
+        if self.final is not None and self.final != self.path:
+            os.replace(self.path, self.final)
+            self.path = self.final
+        return self.path
+
+
+def staging_name(run_id: str) -> str:
+    """Name of the hidden folder a run is written in before :meth:`Run.finish` moves it to ``run_id``."""
+    return f".{run_id}.partial"
+
 
 def new_run(method: str, dataset_slug: str, *, out: str | Path | None = None) -> Run:
-    """Create ``<out or runs/>/<UTC time>_<method>_<dataset slug>/`` (a numeric suffix keeps names unique)."""
+    """Reserve ``<out or runs/>/<UTC time>_<method>_<dataset slug>`` (a numeric suffix keeps names unique) and
+    create its staging folder (see :class:`Run`)."""
     parent = Path(out) if out is not None else runs_dir()
     parent.mkdir(parents=True, exist_ok=True)
     now = utc_now()
     base = f"{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z_{_safe(method)}_{_safe(dataset_slug)}"
     for k in range(1000):
         name = base if k == 0 else f"{base}-{k}"
-        try:
-            (parent / name).mkdir()
+        if (parent / name).exists():
+            continue
+        try:  # the staging folder is the reservation: mkdir is atomic, so two processes never share a name
+            (parent / staging_name(name)).mkdir()
         except FileExistsError:
             continue
-        return Run(path=parent / name, run_id=name, started=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        return Run(path=parent / staging_name(name), run_id=name, started=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                   final=parent / name)
     raise RuntimeError(f"could not create a unique run folder under {parent}")
 
 

@@ -146,13 +146,13 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     Raises:
         InputError: no checkpoint, a checkpoint of another recipe, or unknown options.
     """
+    from hdrbench.options import check_option_names
     from hdrbench.train import checkpoint as ckpt
     from hdrbench.train.recipes import Recipe
     from hdrbench.train.trainer import get_task_class
 
     weights = options.pop("weights", None)
-    if options:
-        raise InputError(f"trained method {name!r} takes only the option 'weights', got {sorted(options)}")
+    check_option_names(options, ["weights"], flag="method option", owner=f"trained method {name!r}")
     if weights is not None:
         if checkpoint is not None:
             raise InputError(f"trained method {name!r}: give a checkpoint or official weights, not both")

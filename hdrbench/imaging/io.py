@@ -26,14 +26,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from hdrbench.atomic import atomic_write_bytes
+from hdrbench.atomic import atomic_path, atomic_write_bytes
 from hdrbench.errors import ImageReadError, InputError
 
 __all__ = ["LoadedImage", "read_image", "write_image", "read_stack", "READ_FORMATS", "WRITE_FORMATS"]
@@ -97,6 +96,11 @@ def _format_of(path: Path, *, writing: bool = False) -> str:
     return fmt
 
 
+def _article(fmt: str) -> str:
+    """"an" before a format name read as letters (EXR, HDR, "an aitch"), "a" otherwise (PNG, JPEG, TIFF, PFM)."""
+    return "an" if fmt.upper()[0] in "AEFHILMNORSX" else "a"
+
+
 def _read_bytes(path: Path, fmt: str) -> bytes:
     """The whole file, after the checks that give a precise reason for common failures."""
     if not path.exists():
@@ -110,7 +114,8 @@ def _read_bytes(path: Path, fmt: str) -> bytes:
     if not raw:
         raise ImageReadError(f"cannot read {path}: file is empty")
     if not raw.startswith(_SIGNATURES[fmt]):
-        raise ImageReadError(f"cannot read {path}: not a {fmt.upper()} file (its first bytes do not match the format)")
+        raise ImageReadError(f"cannot read {path}: not {_article(fmt)} {fmt.upper()} file (its first bytes do not "
+                             "match the format)")
     return raw
 
 
@@ -136,9 +141,26 @@ def _cv2():
     return cv2
 
 
+@contextlib.contextmanager
+def _opencv_silent(cv2):
+    """Silence OpenCV's own log lines (``[ERROR:0@...] ... readHeader ...``) while decoding: the
+    :class:`ImageReadError` raised for an undecodable file says what happened, once, naming the file."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:  # builds without the logging bindings
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
 def _decode_with_opencv(raw: bytes, path: Path, fmt: str) -> np.ndarray:
     cv2 = _cv2()
-    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+    with _opencv_silent(cv2):
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(f"cannot read {path}: the {fmt.upper()} data is truncated or corrupt "
                              "(the decoder stopped before the end of the image)")
@@ -371,17 +393,8 @@ def _write_exr(arr: np.ndarray, path: Path, bits: int) -> None:
         raise InputError(f"cannot write {path}: values beyond the half-float range (|x| > 65504)")
     pixels = np.ascontiguousarray(arr, dtype=np.float16 if bits == 16 else np.float32)
     # OpenEXR writes by file name: write a temporary sibling and rename it over the destination.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".exr", dir=path.parent)
-    os.close(fd)
-    try:
-        with OpenEXR.File(header, {"RGB": pixels}) as exr:
-            exr.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, ".exr") as tmp, OpenEXR.File(header, {"RGB": pixels}) as exr:
+        exr.write(str(tmp))
 
 
 def write_image(path: str | os.PathLike, data, *, bit_depth: int | None = None) -> Path:

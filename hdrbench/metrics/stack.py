@@ -93,7 +93,8 @@ def resolve_window(
     if not allow_small_window:
         raise InputError(
             f"image of {height}x{width} is too small for {what} with a {win_size}x{win_size} window ({need});"
-            " pass allow_small_window=True to use a smaller documented window, or use larger images"
+            " use a smaller documented window (command line: --allow-small-window; Python:"
+            " allow_small_window=True), or use larger images"
         )
     for w in range(win_size - 2, 2, -2):
         if fits(w):

@@ -10,7 +10,6 @@ Outputs under ``out`` (default ``results/``):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -52,8 +51,11 @@ def _caption(name: str) -> str:
 
 
 def slug(text: str) -> str:
-    """File-name-safe form of a dataset name (``hdr-folder:/a/b`` -> ``hdr-folder-a-b``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "dataset"
+    """File-name-safe form of a dataset name: :func:`hdrbench.data.base.dataset_slug`, the one function that
+    also names leaderboards, published records and run folders."""
+    from hdrbench.data.base import dataset_slug
+
+    return dataset_slug(text)
 
 
 def write_table(df: pd.DataFrame, out: Path, name: str) -> list[Path]:

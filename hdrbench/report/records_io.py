@@ -81,7 +81,8 @@ def read_records(paths: Iterable[str | Path]) -> pd.DataFrame:
             or every file is empty.
     """
     files: list[Path] = []
-    for p in map(Path, paths):
+    paths = [Path(p) for p in paths]
+    for p in paths:
         if p.is_dir():
             files += [f for f in sorted(p.rglob("*.csv")) if _has_record_header(f)]
         elif p.is_file():
@@ -89,7 +90,9 @@ def read_records(paths: Iterable[str | Path]) -> pd.DataFrame:
         else:
             raise RecordSetError(f"record file not found: {p}")
     if not files:
-        raise RecordSetError("no record files given or found")
+        searched = ", ".join(str(p) for p in paths) or "(no path given)"
+        raise RecordSetError(f"no record files found in {searched} (a record file is a CSV whose header is the record "
+                             "schema, e.g. runs/<run>/records.csv or results/records/<dataset>/<method>.records.csv)")
     frames = []
     for f in files:
         try:

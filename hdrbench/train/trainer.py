@@ -297,6 +297,10 @@ def train(
     log_interval = int(schedule.get("log_every", 10))
     rhash = recipe.hash
 
+    if isinstance(device, str):
+        from hdrbench.options import parse_device
+
+        device = parse_device(device, "device")
     info = dist_utils.init_distributed(device)
     device = dist_utils.local_device(device, info)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -305,6 +309,10 @@ def train(
     run_dir = run_dir_for(recipe.name, dataset_name, out)
     ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
     main = info.is_main
+    if main:  # an unwritable run folder fails now, not at the first checkpoint
+        from hdrbench.outputs import check_output_dir
+
+        check_output_dir(run_dir, "run folder")
     log = _Log(run_dir / "train.log" if main else None)
 
     with deterministic(device):

@@ -235,3 +235,86 @@ def chromaticity_scale(gray: np.ndarray, target=(0.5, 0.5, 0.5)) -> np.ndarray:
         return float(np.sum((v / nv - m) ** 2))
 
     return np.asarray(fmin(residual, np.ones_like(g), xtol=1e-8, ftol=1e-8, disp=False), dtype=np.float64)
+
+
+#: Channel names used in the diagnostics below (three-channel stacks); other channel counts are numbered.
+_CHANNEL_NAMES = ("r", "g", "b")
+#: Decreases of a curve smaller than this fraction of its range are float round-off, not a fold.
+MONOTONIC_TOLERANCE = 1e-9
+
+
+def _channel_name(i: int, c: int) -> str:
+    return _CHANNEL_NAMES[i] if c == 3 else f"c{i}"
+
+
+def degenerate_stack_reasons(stack: torch.Tensor, *, min_codes: int = 2) -> list[str]:
+    """Why a stack cannot determine a camera response (nor a meaningful merge), one line per scene and channel.
+
+    A channel needs at least ``min_codes`` distinct well-exposed codes (1..254) over its exposures: an
+    all-black or all-saturated stack has none, a uniform one has a single code. The recovery methods would
+    still return a table (flat, or NaN for Mitsunaga-Nayar), so callers that face a user check first.
+
+    Args:
+        stack: ``(N, E, C, H, W)`` in [0, 1].
+        min_codes: distinct well-exposed codes required (a polynomial of order K needs K + 1).
+
+    Returns:
+        Reasons (empty when every channel of every scene is usable).
+    """
+    levels = to_levels(check_stack(stack))
+    n, _, c = levels.shape[:3]
+    reasons = []
+    for i in range(n):
+        by_reason: dict[str, list[str]] = {}  # one line for the channels that fail for the same reason
+        for ch in range(c):
+            codes = torch.unique(levels[i, :, ch])
+            inner = codes[(codes > 0) & (codes < N_LEVELS - 1)]
+            if inner.numel() == 0:
+                kind = ("all black (every code 0)" if codes.max() == 0 else
+                        "all saturated (every code 255)" if codes.min() == N_LEVELS - 1 else
+                        "clipped everywhere (every code 0 or 255)")
+                why = (f"every exposure is {kind}; no well-exposed pixel to recover the response from (check the "
+                       "exposure times and that the files are the right ones)")
+            elif inner.numel() < min_codes:
+                shown = ", ".join(str(int(v)) for v in inner)
+                why = (f"only {inner.numel()} distinct well-exposed code(s) ({shown}); at least {min_codes} are "
+                       "needed to determine the response")
+            else:
+                continue
+            by_reason.setdefault(why, []).append(_channel_name(ch, c))
+        for why, names in by_reason.items():
+            where = ("channel " if len(names) == 1 else "channels ") + ", ".join(names)
+            reasons.append(f"{f'scene {i}, ' if n > 1 else ''}{where}: {why}")
+    return reasons
+
+
+def curve_defects(table: torch.Tensor) -> list[str]:
+    """What makes an inverse CRF table physically implausible, one line per channel: NaN/Inf entries,
+    negative irradiance, or a decrease (a fold: two codes would map to one irradiance).
+
+    Args:
+        table: ``(C, L)`` inverse CRF (code -> linear relative irradiance).
+
+    Returns:
+        Reasons (empty for a finite, non-negative, non-decreasing curve).
+    """
+    t = table.detach().to(torch.float64).cpu()
+    c, length = t.shape
+    reasons = []
+    for ch in range(c):
+        name = _channel_name(ch, c)
+        row = t[ch]
+        if not torch.isfinite(row).all():
+            reasons.append(f"channel {name}: the curve has NaN or Inf values")
+            continue
+        span = float(row.max() - row.min()) or 1.0
+        drops = torch.nonzero(row.diff() < -MONOTONIC_TOLERANCE * span).flatten()
+        if drops.numel():
+            a, b = int(drops[0]), int(drops[-1]) + 1
+            depth = float((row[:-1] - row[1:]).clamp_min(0).max())
+            reasons.append(f"channel {name}: the curve decreases between codes {a} and {b} (by up to "
+                           f"{depth / span:.2%} of its range; a camera response never decreases)")
+        if float(row.min()) < 0:
+            k = int(row.argmin())
+            reasons.append(f"channel {name}: negative irradiance {float(row[k]):.3g} at code {k}")
+    return reasons
