@@ -152,7 +152,7 @@ def test_lsgan_soft_label_loss_formula():
 
 
 def test_pairs_are_one_ev_apart_in_both_directions():
-    from hdrbench.train.baseline_tasks import DeepRecursiveHDRITask
+    from hdrbench.train.baselines.deep_recursive_hdri import DeepRecursiveHDRITask
 
     batch = realistic_batch(1, 32)
     pairs = DeepRecursiveHDRITask.pairs(batch["stack"], batch["evs"])
