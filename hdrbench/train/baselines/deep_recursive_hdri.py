@@ -34,7 +34,8 @@ class DeepRecursiveHDRITask(BaselineTask):
 
     def setup(self) -> None:
         width = int(self.model_kwargs.get("width", 64))
-        self.critics = nn.ModuleDict({"up": PatchDiscriminator(width), "down": PatchDiscriminator(width)}).to(self.device)
+        critics = {"up": PatchDiscriminator(width), "down": PatchDiscriminator(width)}
+        self.critics = nn.ModuleDict(critics).to(self.device)
         self.gens = {"up": self.model.up, "down": self.model.down}
 
     def modules(self) -> dict[str, nn.Module]:
