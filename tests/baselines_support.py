@@ -1,4 +1,10 @@
-"""Shared helpers of the baseline tests: small, realistic training batches and golden-file access.
+"""Shared helpers of the baseline tests: the trained methods they cover, small realistic training batches and
+golden-file access.
+
+The registry-driven tests (``test_baselines_end_to_end``, ``test_trained_methods``) are parametrised by
+:func:`trained_methods`, read at collection time: every shipped recipe whose task has no tests of its own,
+plus the test-only ``toy-gain`` (``tests/toy_method.py`` + ``tests/methods/toy-gain.toml``), which shows that
+a registered method is picked up without editing them.
 
 Batches are built the way the trainer builds them (ground-truth stack + HDR), from a procedural HDR scene:
 a smooth log-normal background, a sky gradient and a few small light sources 50-500x brighter than the
@@ -13,8 +19,46 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+# A test-only method registers its arch and task the way a shipped one does, by being imported (shipped methods
+# are imported by their packages); importing it here registers it before any test module reads the registries.
+import toy_method  # noqa: F401  (imported for its registrations)
+
+TESTS_DIR = Path(__file__).resolve().parent
+GOLDEN_DIR = TESTS_DIR / "golden"
 EVS = [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+
+
+# -- the trained methods the registry-driven tests cover ------------------------------------------------------
+#: Tasks whose recipes have their own end-to-end, golden and size tests: the proposed method and its ablation
+#: ladder (test_train_proposed_task, test_ladder, test_models_proposed).
+OWN_TESTS_TASKS = ("proposed",)
+#: Recipes of test-only trained methods (one recipe per method); their modules are imported above.
+TEST_RECIPES_DIR = TESTS_DIR / "methods"
+
+
+def trained_methods() -> list[str]:
+    """Every trained method the registry-driven tests cover, as a reference ``load_recipe`` accepts.
+
+    The shipped recipes (``methods/``, by name) whose task is not in :data:`OWN_TESTS_TASKS`, then the
+    test-only recipes (``tests/methods/*.toml``, by path). Read at collection time, so a new method is
+    tested by being registered (its module imported, its recipe in a recipe folder).
+    """
+    from hdrbench.train.recipes import list_recipes, load_recipe
+
+    shipped = [n for n in list_recipes() if load_recipe(n)["task"] not in OWN_TESTS_TASKS]
+    return shipped + [str(p) for p in sorted(TEST_RECIPES_DIR.glob("*.toml"))]
+
+
+def method_name(ref: str) -> str:
+    """The recipe name of a reference from :func:`trained_methods` (a name, or a path whose stem is the name)."""
+    return Path(ref).stem
+
+
+def trained_method_params() -> list:
+    """:func:`trained_methods` as pytest parameters with the recipe names as ids."""
+    import pytest
+
+    return [pytest.param(ref, id=method_name(ref)) for ref in trained_methods()]
 
 
 def realistic_hdr(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -58,9 +102,18 @@ def golden_input(size: int = 32, seed: int = 1234) -> torch.Tensor:
     return realistic_batch(1, size, seed)["stack"][:, 3].contiguous()
 
 
+def golden_path(name: str) -> Path:
+    """The golden file of trained method ``name`` (a recipe name): ``golden/baselines_<name, - as _>.npz``."""
+    return GOLDEN_DIR / f"baselines_{name.replace('-', '_')}.npz"
+
+
 def load_golden(name: str) -> dict[str, np.ndarray]:
-    """Arrays stored by ``tests/golden/make_baselines_golden.py`` for baseline ``name``."""
-    with np.load(GOLDEN_DIR / f"baselines_{name}.npz") as data:
+    """Arrays stored by ``tests/golden/make_baselines_golden.py`` for trained method ``name``."""
+    path = golden_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no golden file {path} for trained method {name!r}: generate it with 'python "
+                                f"tests/golden/make_baselines_golden.py {name}' and review it before committing")
+    with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -75,17 +128,23 @@ def every_param_has_grad(module: torch.nn.Module) -> list[str]:
 GOLDEN_RTOL, GOLDEN_ATOL = 1e-4, 1e-5
 
 
-def assert_golden(name: str) -> None:
-    """Rebuild the tiny variant ``name`` exactly as the generator script does and compare with its stored outputs."""
+def golden_generator():
+    """The module ``tests/golden/make_baselines_golden.py`` (it builds the golden variants)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_baselines_golden", GOLDEN_DIR / "make_baselines_golden.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
+    return gen
+
+
+def assert_golden(ref: str) -> None:
+    """Rebuild the tiny variant of ``ref`` exactly as the generator script does and compare with its stored outputs."""
+    name = method_name(ref)
     stored = load_golden(name)
     ldr = golden_input()
     np.testing.assert_array_equal(ldr.numpy(), stored["ldr"])  # the seeded input itself must not drift
-    fresh = gen.outputs(name, ldr)
+    fresh = golden_generator().outputs(ref, ldr)
     assert sorted(fresh) == sorted(stored)
     for key in stored:
         np.testing.assert_allclose(fresh[key], stored[key], rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL, err_msg=f"{name}:{key}")
@@ -120,27 +179,37 @@ def hdr_folder(shared_data) -> str:
     return f"hdr-folder:{shared_data / 'hdr'}"
 
 
-def train_and_evaluate(recipe_name: str, shared_data, tmp_path) -> "object":
+def train_and_evaluate(recipe_ref: str, shared_data, tmp_path) -> tuple:
     """Train the tiny preset through the generic trainer on the real HDR folder, then evaluate one test scene.
 
-    The evaluation goes through ``hdrbench.evaluate.evaluate`` with the recipe name, so the trained-method
-    loader finds and loads the checkpoint just written.
+    The trained-method loader finds the checkpoint just written by recipe name and dataset and rebuilds the
+    networks from the recipe stored in it; the harness then scores the method (by name for a shipped recipe).
+
+    Args:
+        recipe_ref: a recipe name or path (see :func:`trained_methods`).
 
     Returns:
-        The records table (pandas DataFrame) of the evaluation run.
+        The records table (pandas DataFrame) of the evaluation run and the evaluated method.
     """
     import pandas as pd
 
     from hdrbench.data import get_dataset
     from hdrbench.evaluate import harness
+    from hdrbench.evaluate.trained import load_trained_method
     from hdrbench.train import trainer
+    from hdrbench.train.recipes import load_recipe
 
     dataset = get_dataset(hdr_folder(shared_data), resolution=64)
-    ckpt = trainer.train(recipe_name, dataset, preset="tiny", progress=False)  # default run folder (tmp via conftest)
+    recipe = load_recipe(recipe_ref, preset="tiny")
+    ckpt = trainer.train(recipe, dataset, progress=False)  # default run folder (tmp via conftest)
     assert ckpt.is_file()
-    run = harness.evaluate(recipe_name, dataset, limit=1, leaderboard=False, out=tmp_path / "eval",
+    method = load_trained_method(recipe.name, dataset=dataset.name)
+    assert method.checkpoint.resolve() == ckpt.resolve()
+    # A shipped recipe is evaluated by name (the harness resolves it through methods/ to the same checkpoint);
+    # a test-only recipe, outside methods/, as the loaded method.
+    run = harness.evaluate(recipe.name if recipe_ref == recipe.name else method, dataset, limit=1, leaderboard=False, out=tmp_path / "eval",
                            hdr_metrics=("pu21-psnr",))
-    return pd.read_csv(run / "records.csv")
+    return pd.read_csv(run / "records.csv"), method
 
 
 def count_on_meta(build) -> int:
