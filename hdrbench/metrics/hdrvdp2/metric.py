@@ -18,6 +18,7 @@ from hdrbench.registry import Registry
 
 from . import csf, masking, optics, photoreceptors, pooling, pyramid
 from .constants import VERSION, constants
+from .profiling import stage
 
 
 class UnknownColorEncodingError(InputError, UnknownNameError):
@@ -162,37 +163,44 @@ def hdrvdp2(
     stages: dict = {}
     keep = stages if return_stages else None
 
+    dev = test.device
     x = torch.cat([test, reference], dim=0)
-    l_optics = optics.optics(x, float(ppd), float(surround))
-    r_lmsr = photoreceptors.receptor_responses(l_optics)
-    l_adapt = photoreceptors.adapting_luminance(r_lmsr)
-    p = photoreceptors.transduce(r_lmsr)
-    pyr = pyramid.build(p)
-    freqs = csf.band_frequencies(float(ppd), pyr.height)
+    with stage("optics", dev):
+        l_optics = optics.optics(x, float(ppd), float(surround))
+    with stage("photoreceptors", dev):
+        r_lmsr = photoreceptors.receptor_responses(l_optics)
+        l_adapt = photoreceptors.adapting_luminance(r_lmsr)
+        p = photoreceptors.transduce(r_lmsr)
+    with stage("pyramid", dev):
+        pyr = pyramid.build(p)
+    with stage("csf", dev):
+        freqs = csf.band_frequencies(float(ppd), pyr.height)
+        bb = pyr.lowpass
+        pad = bb[n:].mean(dim=(1, 2, 3))  # the reference's base-band mean pads both images
+        l_mean = l_adapt.mean(dim=(1, 2, 3))
+        bb_f = csf.filter_base_band(bb, float(freqs[-1]), l_mean, torch.cat([pad, pad]))
+        bands = pyr.bands()[:-1] + [bb_f]
+        t_bands = [b[:n] for b in bands]
+        r_bands = [b[n:] for b in bands]
 
-    bb = pyr.lowpass
-    pad = bb[n:].mean(dim=(1, 2, 3))  # the reference's base-band mean pads both images
-    l_mean = l_adapt.mean(dim=(1, 2, 3))
-    bb_f = csf.filter_base_band(bb, float(freqs[-1]), l_mean, torch.cat([pad, pad]))
-    bands = pyr.bands()[:-1] + [bb_f]
-    t_bands = [b[:n] for b in bands]
-    r_bands = [b[n:] for b in bands]
+        l_avg = 0.5 * (l_adapt[:n] + l_adapt[n:])
+        log_la = torch.log10(l_avg.clamp(1e-5, 1e5))
+        table = csf.csf_table(freqs, test.dtype, test.device)
+        noise: list = [1.0 / csf.band_csf(table[i], log_la, tuple(b.shape[-2:])) for i, b in enumerate(bands[:-1])]
+        noise.append(1.0)
 
-    l_avg = 0.5 * (l_adapt[:n] + l_adapt[n:])
-    log_la = torch.log10(l_avg.clamp(1e-5, 1e5))
-    table = csf.csf_table(freqs, test.dtype, test.device)
-    noise: list = [1.0 / csf.band_csf(table[i], log_la, tuple(b.shape[-2:])) for i, b in enumerate(bands[:-1])]
-    noise.append(1.0)
+    with stage("masking", dev):
+        d_bands = masking.visible_differences(t_bands, r_bands, noise, keep)
+    with stage("pooling", dev):
+        diff_mask = pooling.difference_mask(test, reference)
+        terms = pooling.band_terms(d_bands, diff_mask, freqs)
+        q = pooling.quality(terms)
 
-    d_bands = masking.visible_differences(t_bands, r_bands, noise, keep)
-    diff_mask = pooling.difference_mask(test, reference)
-    terms = pooling.band_terms(d_bands, diff_mask, freqs)
-    q = pooling.quality(terms)
-
-    s_raw = pyramid.reconstruct(
-        pyramid.SteerablePyramid(*_split_bands(pooling.psychometric_bands(d_bands)))
-    ).abs()
-    p_map, c_map = pooling.detection_maps(s_raw)
+    with stage("detection", dev):
+        s_raw = pyramid.reconstruct(
+            pyramid.SteerablePyramid(*_split_bands(pooling.psychometric_bands(d_bands)))
+        ).abs()
+        p_map, c_map = pooling.detection_maps(s_raw)
 
     if return_stages:
         stages.update(
