@@ -168,17 +168,19 @@ def _correlate_many(xp: torch.Tensor, weights: list[tuple[torch.Tensor, int]]) -
     out = []
     for w, step in weights:
         spec = _spectrum(w, shape)
-        if w.shape[1] == 1:  # one input channel: each output channel is a plain product (no einsum copies)
-            ys = xs * spec[:, 0]
-        elif w.shape[0] == 1:  # one output channel: the input channels (orientations) are summed
-            ys = (xs * spec).sum(dim=1, keepdim=True)
-        else:
-            ys = torch.einsum("nchw,ochw->nohw", xs, spec)
-        y = torch.fft.irfft2(ys, s=shape)[..., k - 1 : hp, k - 1 : wp]
-        del ys
-        # A compact copy, so that the full padded canvas behind the view is freed now rather than kept alive
-        # by the band (a subsampled band would otherwise hold four times its own size).
-        out.append((y[..., ::step, ::step] if step != 1 else y).contiguous())
+        n_out = w.shape[0]
+        size = (-(-(hp - k + 1) // step), -(-(wp - k + 1) // step))
+        y = xs.real.new_empty((xp.shape[0], n_out) + size)
+        # One output channel at a time: the full-canvas product and inverse transform are then one channel's
+        # size (a quarter of the level's four orientations at once), and each result goes straight into place.
+        for o in range(n_out):
+            if w.shape[1] == 1:
+                ys = xs * spec[o : o + 1, 0]
+            else:  # input channels (orientations) summed, as in the reconstruction
+                ys = (xs * spec[o]).sum(dim=1, keepdim=True)
+            y[:, o : o + 1] = torch.fft.irfft2(ys, s=shape)[..., k - 1 : hp : step, k - 1 : wp : step]
+            del ys
+        out.append(y)
     return out
 
 
