@@ -110,7 +110,7 @@ def memory_worker(w: int, h: int, ppd: float, dtype_name: str, threads: int) -> 
             hdrvdp2(t, r, color_encoding="rgb-bt.709", ppd=ppd)
     peak = max([peak, profiling.peak_rss_bytes()] + [v["peak_bytes"] for v in rec.values()])
     return {"rss_before_bytes": before, "maxrss_bytes": peak, "peak_increase_bytes": max(peak - before, 0),
-            "stages": {k: {"seconds": v["seconds"], "peak_increase_bytes": max(v["peak_bytes"] - before, 0)}
+            "stages": {k: {"seconds": v["seconds"], "cpu_seconds": v["cpu_seconds"], "peak_increase_bytes": max(v["peak_bytes"] - before, 0)}
                        for k, v in rec.items()}}
 
 

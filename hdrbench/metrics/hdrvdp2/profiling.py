@@ -62,7 +62,7 @@ def stage(name: str, device=None):
         torch.cuda.reset_peak_memory_stats(device)
     else:
         reset_peak_rss()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
@@ -73,14 +73,16 @@ def stage(name: str, device=None):
             peak = int(torch.cuda.max_memory_allocated(device))
         else:
             peak = peak_rss_bytes()
-        entry = rec.setdefault(name, {"seconds": 0.0, "peak_bytes": 0})
+        entry = rec.setdefault(name, {"seconds": 0.0, "cpu_seconds": 0.0, "peak_bytes": 0})
         entry["seconds"] += time.perf_counter() - t0
+        entry["cpu_seconds"] += time.process_time() - c0
         entry["peak_bytes"] = max(entry["peak_bytes"], peak)
 
 
 @contextlib.contextmanager
 def record():
-    """Collect stage timings of the metric calls in the block: yields a dict name -> {seconds, peak_bytes}.
+    """Collect stage timings of the metric calls in the block: yields a dict name -> {seconds (wall),
+    cpu_seconds (process CPU time, all threads), peak_bytes}.
 
     Stages are listed in the order they first ran; repeated calls add their times.
     """
