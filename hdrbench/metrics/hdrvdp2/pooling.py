@@ -46,8 +46,13 @@ def band_term(d: torch.Tensor, diff_mask: torch.Tensor, weight: float) -> torch.
         (N, O) float64 terms.
     """
     dm = imresize(diff_mask, tuple(d.shape[-2:]))
-    dp = (d * dm).to(torch.float64)
-    msre = torch.sqrt((dp * dp).sum(dim=(-2, -1))) / (dp.shape[-2] * dp.shape[-1])
+    # One orientation at a time: the float64 copy is then a quarter of the band (same sums per orientation).
+    sq = []
+    for o in range(d.shape[1]):
+        dp = (d[:, o : o + 1] * dm).to(torch.float64)
+        sq.append((dp * dp).sum(dim=(-2, -1)))
+        del dp
+    msre = torch.sqrt(torch.cat(sq, dim=1)) / (d.shape[-2] * d.shape[-1])
     return float(weight) * (torch.log(msre + EPSILON_Q) - math.log(EPSILON_Q))
 
 
