@@ -61,3 +61,24 @@ def test_profile_records_every_stage_and_changes_nothing():
     assert all(v["seconds"] >= 0 and v["peak_bytes"] >= 0 for v in rec.values())
     assert float(timed.Q[0]) == float(plain.Q[0])
     assert np.array_equal(timed.P_map.numpy(), plain.P_map.numpy())
+
+
+def test_bench_reports_time_memory_and_ratio_per_size(tmp_path):
+    import argparse
+    import csv
+
+    from hdrbench.bench import hdrvdp2 as bench
+
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    out = tmp_path / "b.csv"
+    args = p.parse_args(["--sizes", "64x48,96x64", "--repeat", "1", "--warmup", "0", "--no-float64", "--threads", "1",
+                         "--out", str(out)])
+    assert bench.main(args) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["size_wxh"] for r in rows] == ["64x48", "96x64"]
+    assert float(rows[0]["time_per_pixel_vs_first_size"]) == 1.0
+    for r in rows:
+        assert float(r["wall_s_per_pair"]) > 0 and float(r["pixels_per_s"]) > 0
+        assert float(r["peak_rss_increase_mb"]) > 0  # measured in a fresh subprocess (Linux VmHWM)
+        assert r["speedup_vs_reference_wall"] == ""  # the reference's time is known for 512x384 only
