@@ -3,12 +3,19 @@
     hdrbench score --test pred.hdr --reference gt.exr                       # singlehdr protocol, 30 ppd
     hdrbench score --test pred.pfm --reference gt.hdr --protocol display --display 21,1 --json
     hdrbench score --test pred.hdr --reference gt.hdr --pmap pmap.png        # probability-of-detection map
+    hdrbench score --test preds/ --reference gts/ --out scores.csv          # folders matched by name (.csv/.json)
 
 Linear HDR files (.hdr, .exr, .pfm, float TIFF) are scaled to cd/m^2 by the protocol and scored with the
 HDR metrics (default ``hdrvdp2,pu21-psnr,pu21-ssim``, plus ``pu21-msssim`` when min(H, W) > 160).
 Display-referred files (8/16-bit PNG, TIFF, JPEG) are scored with the stack metrics on their [0, 1] code
 values (default ``psnr,ssim``, plus ``ms-ssim`` when min(H, W) > 160). Stack metrics are refused on HDR files:
 they have no defined LDR view there; their HDR counterparts are the PU21 metrics.
+
+Folder mode (``--test`` and ``--reference`` both folders; :mod:`hdrbench.evaluate.folder_scoring`): linear HDR
+files matched by name, one row per pair (``--out`` .csv or .json), pairs of equal size scored in batches, with a
+progress bar. Before a large pair is scored its peak memory is estimated (:mod:`hdrbench.metrics.batch`); a pair
+over the limit (``--max-memory-gb``, default 80 % of the available memory) is refused before anything is
+allocated, and pairs over 4 megapixels report each metric as it starts.
 """
 
 from __future__ import annotations
@@ -39,8 +46,9 @@ def register(sub) -> None:
         epilog="Protocols: singlehdr (default; 30 ppd), display (peak 4000 cd/m^2; 21-inch display at 1 m), absolute"
         " (inputs in cd/m^2; give --ppd), hanji2022; metric cards and protocol numbers: docs/metrics.md.",
     )
-    p.add_argument("--test", required=True, help="test (distorted / reconstructed) image file")
-    p.add_argument("--reference", required=True, help="reference image file of the same size")
+    p.add_argument("--test", required=True, help="test (distorted / reconstructed) image file, or a folder of them")
+    p.add_argument("--reference", required=True,
+                   help="reference image file of the same size, or a folder of references matched by file name")
     p.add_argument(
         "--metrics",
         default=None,
@@ -67,7 +75,12 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.add_argument("--pmap", default=None, metavar="OUT.png", help="write the HDR-VDP probability-of-detection map")
-    p.add_argument("-o", "--out", default=None, metavar="OUT.json", help="also write the result as JSON to this file")
+    p.add_argument("-o", "--out", default=None, metavar="OUT.json|ROWS.csv|ROWS.json",
+                   help="one pair: also write the result as JSON to this file; folder mode: write one row per pair "
+                        "to this CSV or JSON file (default: print the rows)")
+    p.add_argument("--max-memory-gb", type=float, default=None,
+                   help="refuse pairs whose estimated peak memory exceeds this (default: 80%% of the available memory)")
+    p.add_argument("--no-progress", action="store_true", help="folder mode: no progress bar")
     p.set_defaults(func=run)
 
 
@@ -115,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from hdrbench.errors import InputError
     from hdrbench.metrics import protocols as proto_mod
     from hdrbench.metrics.pu21 import rgb_to_luminance
-    from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics, get_metric
+    from hdrbench.metrics.registry import compute_ldr_metrics, get_metric
     from hdrbench.outputs import check_output_file
 
+    if folder_mode(args):
+        return _run_folders(args)
     # Outputs are checked before the (possibly long) scoring.
     if args.pmap:
         check_output_file(args.pmap, "--pmap", suffixes=(".png",))
@@ -163,10 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
             diag, dist = _parse_display(args.display)
             ppd = float(pix_per_deg(diag, (width, height), dist))
-        values = compute_hdr_metrics(
-            test, ref, protocol=protocol, metrics=metrics, ppd=ppd, color_encoding=args.color_encoding,
-            allow_small_window=args.allow_small_window, details=details,
-        )
+        values, details = _compute_hdr_bounded(args, test, ref, protocol, metrics, ppd)
     else:
         if args.pmap:
             raise InputError("--pmap needs linear HDR inputs (HDR-VDP-2 is not run on display-referred files)")
@@ -215,6 +227,102 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(result, sys.stdout)
     return 0
+
+
+#: Pairs with more pixels than this report each metric on stderr as it starts (they take seconds to minutes).
+PROGRESS_MIN_PIXELS = 4_000_000
+
+
+def folder_mode(args: argparse.Namespace) -> bool:
+    """True when --test and --reference are both folders; one folder and one file is an error naming both."""
+    from pathlib import Path
+
+    from hdrbench.errors import InputError
+
+    t, r = Path(args.test).is_dir(), Path(args.reference).is_dir()
+    if t != r:
+        raise InputError(f"--test {args.test} is a {'folder' if t else 'file'} but --reference {args.reference} is a"
+                         f" {'folder' if r else 'file'}; give two files or two folders")
+    return t
+
+
+def _run_folders(args: argparse.Namespace) -> int:
+    """Folder mode: score matched pairs (hdrbench.evaluate.folder_scoring) and write or print one row per pair."""
+    from hdrbench import __version__
+    from hdrbench.errors import InputError
+    from hdrbench.evaluate import folder_scoring as fs
+    from hdrbench.metrics import protocols as proto_mod
+    from hdrbench.metrics.batch import memory_limit_bytes
+    from hdrbench.metrics.registry import get_metric
+
+    if args.pmap:
+        raise InputError("--pmap is for a single pair; folder mode writes scores only")
+    if args.display:
+        raise InputError("--display depends on the image size; in folder mode give --ppd (or use the protocol's)")
+    if args.out:  # extension and writability, before any scoring
+        from hdrbench.outputs import check_output_file
+
+        check_output_file(args.out, "--out", suffixes=(".csv", ".json"))
+    pairs = fs.match_folders(args.test, args.reference)  # a missing partner fails here, before any scoring
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(HDR_DEFAULT)
+    for m in metrics:
+        get_metric(m)
+    protocol = proto_mod.get_protocol(args.protocol, crf_correction=args.crf_correction)
+    limit = memory_limit_bytes(args.max_memory_gb)
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), desc="score", unit="pair", file=sys.stderr)
+    try:
+        rows = fs.score_folders(args.test, args.reference, protocol=protocol, metrics=metrics, ppd=args.ppd,
+                                color_encoding=args.color_encoding, allow_small_window=args.allow_small_window,
+                                max_bytes=limit[0], memory_limit=limit, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    records = fs.rows_to_records(rows, metrics)
+    columns = [*fs.BASE_COLUMNS, *metrics, "error"]
+    meta = {"test_folder": str(args.test), "reference_folder": str(args.reference), "protocol": protocol.name,
+            "protocol_version": protocol.version, "color_encoding": args.color_encoding,
+            "metric_versions": {m: get_metric(m).version for m in metrics}, "hdrbench_version": __version__}
+    failed = sum(1 for r in rows if r.error)
+    if args.out:
+        fs.write_rows(args.out, records, columns, meta)
+        print(f"{len(rows)} pair(s) scored, {failed} with an error; rows written to {args.out}")
+    elif args.json:
+        print(json.dumps({"meta": meta, "rows": [{k: _jsonable(v) for k, v in r.items()} for r in records]}, indent=2))
+    else:
+        print("  ".join(f"{c:>12}" if c in metrics else c for c in ["name", *metrics, "error"]))
+        for r in records:
+            vals = [f"{r[m]:>12.4f}" if isinstance(r[m], float) else f"{r[m]:>12}" for m in metrics]
+            print("  ".join([r["name"], *vals, r["error"]]))
+    for r in rows:
+        if r.error:
+            print(f"warning: {r.name}: {r.error}", file=sys.stderr)
+    return 0
+
+
+def _compute_hdr_bounded(args, test, ref, protocol, metrics, ppd):
+    """Refuse a pair whose estimated peak memory exceeds the limit (before allocating); report progress when large."""
+    import torch
+
+    from hdrbench.metrics.batch import check_memory, compute_in_steps, memory_limit_bytes
+
+    height, width = test.shape[-2:]
+    need = check_memory(f"--test {args.test}", metrics, height, width, test.dtype,
+                        memory_limit_bytes(args.max_memory_gb))
+    on_step = None
+    if height * width > PROGRESS_MIN_PIXELS:
+        print(f"scoring a {width}x{height} pair ({height * width / 1e6:.1f} Mpixel, estimated peak"
+              f" {need / 1e9:.1f} GB)", file=sys.stderr, flush=True)
+
+        def on_step(name):
+            print(f"  computing {name} ...", file=sys.stderr, flush=True)
+    with torch.inference_mode():
+        return compute_in_steps(test, ref, protocol=protocol, metrics=metrics, ppd=ppd,
+                                color_encoding=args.color_encoding, allow_small_window=args.allow_small_window,
+                                on_step=on_step)
 
 
 def _jsonable(obj):

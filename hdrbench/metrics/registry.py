@@ -414,10 +414,11 @@ def metrics_markdown() -> str:
         "contributions, maps) are compared with the reference's debug dumps to 1e-8 relative. The steerable pyramid",
         "is checked against pyrtools.",
         "",
-        "Speed: `hdrbench bench hdrvdp2` times float32 and float64 on the CPU at 512x384 and 512x256 (wall time",
-        "and process CPU time per pair), compares them with the reference implementation's ~1.2 s and ~0.9 s per",
-        "pair on 2 CPU cores, and with CUDA reports pairs/s for a batch of 16 at 1024x768; rows go to",
-        "`results/bench-hdrvdp2.csv`.",
+        "Speed and memory: `hdrbench bench hdrvdp2 --sizes 512x384,1024x768,1920x1080` reports per size the time",
+        "per pair, pixels/s, the peak memory (per megapixel) and the ratio to the reference implementation's 1.2 s",
+        "per pair at 512x384 on 2 CPU cores, and with CUDA pairs/s for a batch of 16 at 1024x768; rows go to",
+        "`results/bench-hdrvdp2.csv`. Time and memory grow linearly with the pixels; the stage-by-stage profile",
+        "and the peak memory per megapixel are in `docs/hdrvdp2-performance.md`.",
         "",
     ]
     return "\n".join(lines)

@@ -14,6 +14,8 @@ and the CSF noise N (1 / nCSF, or 1 for the base band):
 
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -22,8 +24,8 @@ from .resize import imresize
 
 
 def sign_pow(x: torch.Tensor, e: float) -> torch.Tensor:
-    """sign(x) |x|^e."""
-    return torch.sign(x) * x.abs().pow(e)
+    """sign(x) |x|^e (a new tensor; ``x`` is not modified)."""
+    return x.abs().pow_(e).mul_(torch.sign(x))
 
 
 def mutual_masking(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -31,7 +33,8 @@ def mutual_masking(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     m = F.pad(torch.minimum(t.abs(), r.abs()), (1, 1, 1, 1))
     # Separable 3-tap sums: half the time of avg_pool2d on CPU, bit-equal to it in float64.
     rows = m[..., :, :-2] + m[..., :, 1:-1] + m[..., :, 2:]
-    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]) / 9.0
+    del m
+    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]).div_(9.0)
 
 
 def _pick_orientations(m: torch.Tensor, n_orient: int) -> torch.Tensor:
@@ -44,10 +47,89 @@ def _pick_orientations(m: torch.Tensor, n_orient: int) -> torch.Tensor:
     return m[:, :n_orient]
 
 
+def iter_visible_differences(
+    bands: list, n: int, noise: Callable[[int], torch.Tensor | float], stages: dict | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Per-band normalised visible differences D (before the psychometric exponent), one band at a time.
+
+    Args:
+        bands: pyramid bands in HDR-VDP order, each (2N, O_b, h_b, w_b) with the N test images first and the
+            N reference images last; the base band (last) already CSF-filtered. To bound memory, each entry is
+            replaced by None as soon as it is no longer needed (the caller's list is modified), so only the
+            mutual masking of three neighbouring bands is alive at a time.
+        n: number of pairs N.
+        noise: ``noise(b)`` -> the CSF noise N_nCSF of band b, (N, 1, h_b, w_b), or the float 1.0 (base band);
+            called once per band, when the band is reached.
+        stages: optional dict that receives intermediate masking terms (for debugging; keeps them all alive).
+
+    Yields:
+        (b, D) with D of shape (N, O_b, h_b, w_b), in band order.
+    """
+    c = constants()
+    p, q = c.mask_p, c.mask_q
+    n_bands = len(bands)
+    mm: dict[int, torch.Tensor] = {}
+
+    def mutual(i: int) -> torch.Tensor:
+        if i not in mm:
+            mm[i] = mutual_masking(bands[i][:n], bands[i][n:])
+        return mm[i]
+
+    for i in range(n_bands):
+        band = bands[i]
+        t, r = band[:n], band[n:]
+        band_norm = 2.0**i
+        n_orient = t.shape[1]
+        size = tuple(t.shape[-2:])
+        self_m = mutual(i)
+        xo = (self_m.sum(dim=1, keepdim=True) - self_m).clamp_min_(0.0)
+        xn = None
+        if i > 0:
+            xn = imresize(_pick_orientations(mm.pop(i - 1), n_orient), size).clamp_min(0.0).div_(band_norm / 2.0)
+        if i < n_bands - 2:
+            up = imresize(_pick_orientations(mutual(i + 1), n_orient), size).clamp_min(0.0).div_(band_norm * 2.0)
+            xn = up if xn is None else xn.add_(up)
+            del up
+        if xn is None:  # a pyramid with only the high-pass and base bands
+            xn = torch.zeros_like(self_m)
+        nz = noise(i)
+        # N_mask = band_norm (k_self (m / (N band_norm))^q + k_xo (xo / (N band_norm))^q + k_xn (xn / N)^q), with the
+        # per-pixel 1 / (N band_norm) computed once for the four orientations and the constant gains folded into
+        # one scaled sum (fewer passes over the bands; same value up to rounding).
+        inv = 1.0 / (nz * band_norm)
+        n_mask = torch.pow(self_m * inv, q).mul_(c.k_self * band_norm)
+        n_mask = n_mask.add_(xo.mul_(inv).pow_(q), alpha=c.k_xo * band_norm)
+        del xo
+        n_mask = n_mask.add_(torch.pow(xn * (inv * band_norm), q), alpha=c.k_xn * band_norm)
+        diff = t - r
+        if stages is None:
+            del t, r, band
+            bands[i] = None  # the band is no longer needed once its masking and difference are taken
+            mm.pop(i - 1, None)
+        ex = sign_pow(diff / band_norm, p).mul_(band_norm)
+        n_p = nz**p if isinstance(nz, torch.Tensor) else torch.full_like(n_mask[:, :1], float(nz) ** p)
+        # hypot(a, b) = sqrt(a^2 + b^2) without overflowing float32 for large N^(2p) or N_mask^2.
+        den = torch.hypot(n_p.expand_as(n_mask), n_mask)
+        if stages is not None:
+            d = ex / den
+            stages.setdefault("band_diff", []).append(diff)
+            stages.setdefault("ex_diff", []).append(ex)
+            stages.setdefault("self_mask", []).append(self_m)
+            stages.setdefault("mask_xn", []).append(xn)
+            stages.setdefault("N_mask", []).append(n_mask)
+            stages.setdefault("D", []).append(d)
+        else:
+            del diff, xn, n_mask, self_m
+            d = ex.div_(den)
+        del den
+        yield i, d
+        del d
+
+
 def visible_differences(
     test_bands: list[torch.Tensor], ref_bands: list[torch.Tensor], noise: list[torch.Tensor | float], stages: dict | None = None
 ) -> list[torch.Tensor]:
-    """Per-band normalised visible differences D (before the psychometric exponent).
+    """All bands' D at once (see :func:`iter_visible_differences`; the inputs are left unchanged).
 
     Args:
         test_bands, ref_bands: pyramid bands in HDR-VDP order, each (N, O_b, h_b, w_b); the base band
@@ -58,44 +140,6 @@ def visible_differences(
     Returns:
         list of (N, O_b, h_b, w_b) tensors D.
     """
-    c = constants()
-    p, q = c.mask_p, c.mask_q
-    n_bands = len(test_bands)
-    mm = [mutual_masking(t, r) for t, r in zip(test_bands, ref_bands)]
-    out = []
-    for i, (t, r) in enumerate(zip(test_bands, ref_bands)):
-        band_norm = 2.0**i
-        n_orient = t.shape[1]
-        size = tuple(t.shape[-2:])
-        self_m = mm[i]
-        xo = (self_m.sum(dim=1, keepdim=True) - self_m).clamp_min(0.0)
-        parts = []
-        if i > 0:
-            parts.append(imresize(_pick_orientations(mm[i - 1], n_orient), size).clamp_min(0.0) / (band_norm / 2.0))
-        if i < n_bands - 2:
-            parts.append(imresize(_pick_orientations(mm[i + 1], n_orient), size).clamp_min(0.0) / (band_norm * 2.0))
-        if not parts:  # a pyramid with only the high-pass and base bands
-            xn = torch.zeros_like(self_m)
-        else:
-            xn = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-        n = noise[i]
-        # N_mask = band_norm (k_self (m / (N band_norm))^q + k_xo (xo / (N band_norm))^q + k_xn (xn / N)^q), with the
-        # per-pixel 1 / (N band_norm) computed once for the four orientations and the constant gains folded into
-        # one scaled sum (fewer passes over the bands; same value up to rounding).
-        inv = 1.0 / (n * band_norm)
-        n_mask = torch.pow(self_m * inv, q).mul_(c.k_self * band_norm)
-        n_mask = n_mask.add_(torch.pow(xo * inv, q), alpha=c.k_xo * band_norm)
-        n_mask = n_mask.add_(torch.pow(xn * (inv * band_norm), q), alpha=c.k_xn * band_norm)
-        ex = sign_pow((t - r) / band_norm, p) * band_norm
-        n_p = n ** p if isinstance(n, torch.Tensor) else torch.full_like(n_mask, float(n) ** p)
-        # hypot(a, b) = sqrt(a^2 + b^2) without overflowing float32 for large N^(2p) or N_mask^2.
-        d = ex / torch.hypot(n_p.expand_as(n_mask), n_mask)
-        if stages is not None:
-            stages.setdefault("band_diff", []).append(t - r)
-            stages.setdefault("ex_diff", []).append(ex)
-            stages.setdefault("self_mask", []).append(self_m)
-            stages.setdefault("mask_xn", []).append(xn)
-            stages.setdefault("N_mask", []).append(n_mask)
-            stages.setdefault("D", []).append(d)
-        out.append(d)
-    return out
+    bands = [torch.cat([t, r]) for t, r in zip(test_bands, ref_bands)]
+    n = test_bands[0].shape[0]
+    return [d for _, d in iter_visible_differences(bands, n, lambda i: noise[i], stages)]

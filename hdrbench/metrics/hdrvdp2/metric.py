@@ -18,6 +18,7 @@ from hdrbench.registry import Registry
 
 from . import csf, masking, optics, photoreceptors, pooling, pyramid
 from .constants import VERSION, constants
+from .profiling import stage
 
 
 class UnknownColorEncodingError(InputError, UnknownNameError):
@@ -162,42 +163,79 @@ def hdrvdp2(
     stages: dict = {}
     keep = stages if return_stages else None
 
-    x = torch.cat([test, reference], dim=0)
-    l_optics = optics.optics(x, float(ppd), float(surround))
-    r_lmsr = photoreceptors.receptor_responses(l_optics)
-    l_adapt = photoreceptors.adapting_luminance(r_lmsr)
-    p = photoreceptors.transduce(r_lmsr)
-    pyr = pyramid.build(p)
-    freqs = csf.band_frequencies(float(ppd), pyr.height)
+    dev = test.device
+    with stage("pooling", dev):
+        diff_mask = pooling.difference_mask(test, reference)
+    with stage("optics", dev):
+        l_optics = optics.optics(torch.cat([test, reference], dim=0), float(ppd), float(surround))
+    with stage("photoreceptors", dev):
+        r_lmsr = photoreceptors.receptor_responses(l_optics)
+        if keep is None:
+            del l_optics
+        l_adapt = photoreceptors.adapting_luminance(r_lmsr)
+        p = photoreceptors.transduce(r_lmsr)
+        if keep is None:
+            del r_lmsr
+        l_mean = l_adapt.mean(dim=(1, 2, 3))
+        log_la = torch.log10((0.5 * (l_adapt[:n] + l_adapt[n:])).clamp_(1e-5, 1e5))
+        if keep is None:
+            del l_adapt
+    with stage("pyramid", dev):
+        pyr = pyramid.build(p)
+        if keep is None:
+            del p
+    with stage("csf", dev):
+        freqs = csf.band_frequencies(float(ppd), pyr.height)
+        bb = pyr.lowpass
+        pad = bb[n:].mean(dim=(1, 2, 3))  # the reference's base-band mean pads both images
+        bb_f = csf.filter_base_band(bb, float(freqs[-1]), l_mean, torch.cat([pad, pad]))
+        bands = pyr.bands()[:-1] + [bb_f]
+        bands_raw = pyr.bands() if keep is not None else None
+        del pyr, bb
+        table = csf.csf_table(freqs, test.dtype, test.device)
+    weights = pooling.band_weights(freqs)
+    noise_kept: list = []
 
-    bb = pyr.lowpass
-    pad = bb[n:].mean(dim=(1, 2, 3))  # the reference's base-band mean pads both images
-    l_mean = l_adapt.mean(dim=(1, 2, 3))
-    bb_f = csf.filter_base_band(bb, float(freqs[-1]), l_mean, torch.cat([pad, pad]))
-    bands = pyr.bands()[:-1] + [bb_f]
-    t_bands = [b[:n] for b in bands]
-    r_bands = [b[n:] for b in bands]
+    def noise(i: int):
+        if i == len(bands) - 1:
+            nz = 1.0  # the base band has no CSF noise
+        else:
+            with stage("csf", dev):
+                nz = 1.0 / csf.band_csf(table[i], log_la, tuple(bands[i].shape[-2:]))
+        if keep is not None:
+            noise_kept.append(nz)
+        return nz
 
-    l_avg = 0.5 * (l_adapt[:n] + l_adapt[n:])
-    log_la = torch.log10(l_avg.clamp(1e-5, 1e5))
-    table = csf.csf_table(freqs, test.dtype, test.device)
-    noise: list = [1.0 / csf.band_csf(table[i], log_la, tuple(b.shape[-2:])) for i, b in enumerate(bands[:-1])]
-    noise.append(1.0)
+    # Band by band: masking -> Q terms -> psychometric exponent. Each band's D is dropped once its Q terms and
+    # its psychometric version are taken, and the pyramid bands are dropped as the masking passes them, so the
+    # peak holds one pyramid (test and reference) plus the psychometric bands, not several full copies.
+    terms = torch.zeros((n, len(bands), 4), dtype=torch.float64, device=dev)
+    psy: list = []
+    d_iter = masking.iter_visible_differences(bands, n, noise, keep)
+    while True:
+        with stage("masking", dev):
+            item = next(d_iter, None)
+        if item is None:
+            break
+        i, d = item
+        with stage("pooling", dev):
+            terms[:, i, : d.shape[1]] = pooling.band_term(d, diff_mask, float(weights[i]))
+        with stage("detection", dev):
+            psy.append(pooling.psychometric_band(d, i))
+        del d, item
+    del bands
+    with stage("pooling", dev):
+        q = pooling.quality(terms)
 
-    d_bands = masking.visible_differences(t_bands, r_bands, noise, keep)
-    diff_mask = pooling.difference_mask(test, reference)
-    terms = pooling.band_terms(d_bands, diff_mask, freqs)
-    q = pooling.quality(terms)
-
-    s_raw = pyramid.reconstruct(
-        pyramid.SteerablePyramid(*_split_bands(pooling.psychometric_bands(d_bands)))
-    ).abs()
-    p_map, c_map = pooling.detection_maps(s_raw)
+    with stage("detection", dev):
+        s_raw = pyramid.reconstruct(pyramid.SteerablePyramid(*_split_bands(psy))).abs_()
+        del psy
+        p_map, c_map = pooling.detection_maps(s_raw)
 
     if return_stages:
         stages.update(
-            L_O=l_optics, R_LMSR=r_lmsr, L_adapt=l_adapt, P=p, bands_raw=pyr.bands(), base_band_filtered=bb_f,
-            bb_padvalue=pad, L_mean=l_mean, log_La=log_la, band_freq=freqs, noise=noise, diff_mask=diff_mask,
+            L_O=l_optics, R_LMSR=r_lmsr, L_adapt=l_adapt, P=p, bands_raw=bands_raw, base_band_filtered=bb_f,
+            bb_padvalue=pad, L_mean=l_mean, log_La=log_la, band_freq=freqs, noise=noise_kept, diff_mask=diff_mask,
             terms=terms, S_raw=s_raw[:, 0],
         )
     return HDRVDP2Result(

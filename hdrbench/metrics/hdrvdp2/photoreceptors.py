@@ -45,12 +45,15 @@ def point_op(x: torch.Tensor, table: torch.Tensor, origin: float, step: float) -
     The interval index is ``floor((x - origin) / step)`` clamped to [0, n - 2]; values outside the grid
     are extrapolated linearly from the end intervals.
     """
-    pos = (x - origin) / step
+    pos = (x - origin).div_(step)
     idx = torch.floor(pos.detach()).clamp_(0, table.numel() - 2)
     i = idx.long()
-    # One gather per table instead of two, and the float index reused: same arithmetic as t0 + (t1 - t0) * frac.
+    frac = pos.sub_(idx)
+    del idx, pos
+    # One gather per table instead of two, and the float index reused: same arithmetic as t0 + (t1 - t0) * frac
+    # (in place on the temporaries, which bounds the full-size intermediates to about four).
     slope = table[1:] - table[:-1]
-    return table[i] + slope[i] * (pos - idx)
+    return slope[i].mul_(frac).add_(table[i])
 
 
 def transducer_responses(r_lmsr: torch.Tensor) -> torch.Tensor:
@@ -80,12 +83,21 @@ def transduce(r_lmsr: torch.Tensor) -> torch.Tensor:
         r_lmsr: (N, 4, H, W) receptor responses.
 
     Returns:
-        (N, 1, H, W) ``P = (P_L + P_M - mean) + (P_rod - mean)`` in JND units.
+        (N, 1, H, W) ``P = (P_L + P_M - mean) + (P_rod - mean)`` in JND units. The same values as
+        :func:`transducer_responses` followed by the sums, computed one receptor at a time to bound memory.
     """
-    p = transducer_responses(r_lmsr)
-    p_c = p[:, 0:1] + p[:, 1:2]
-    p_r = p[:, 2:3]
+    c = constants()
+    lo, hi = 1e-5, 1e5  # the table's luminance grid ends (logspace(-5, 5, 2048))
+    cone = _lut("cone", r_lmsr.dtype, r_lmsr.device)
+    rod = _lut("rod", r_lmsr.dtype, r_lmsr.device)
+
+    def response(k: int, table: torch.Tensor) -> torch.Tensor:
+        return point_op(torch.log10(r_lmsr[:, k : k + 1].clamp(lo, hi)), table, c.pn_first, c.pn_step)
+
+    p_c = response(0, cone)
+    p_c = p_c + response(1, cone)
     p_c = p_c - p_c.mean(dim=(-2, -1), keepdim=True)
+    p_r = response(3, rod)
     p_r = p_r - p_r.mean(dim=(-2, -1), keepdim=True)
     return p_c + p_r
 

@@ -34,6 +34,28 @@ def difference_mask(test: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return (rel > 0.001).any(dim=1, keepdim=True).to(test.dtype)
 
 
+def band_term(d: torch.Tensor, diff_mask: torch.Tensor, weight: float) -> torch.Tensor:
+    """Q terms of one band: w_f (ln(msre(D_p) + eps) - ln(eps)) per image and orientation.
+
+    Args:
+        d: (N, O, h, w) visible differences D of the band.
+        diff_mask: (N, 1, H, W) pixel difference mask at full resolution (resized here to (h, w)).
+        weight: the band's quality weight w_f.
+
+    Returns:
+        (N, O) float64 terms.
+    """
+    dm = imresize(diff_mask, tuple(d.shape[-2:]))
+    # One orientation at a time: the float64 copy is then a quarter of the band (same sums per orientation).
+    sq = []
+    for o in range(d.shape[1]):
+        dp = (d[:, o : o + 1] * dm).to(torch.float64)
+        sq.append((dp * dp).sum(dim=(-2, -1)))
+        del dp
+    msre = torch.sqrt(torch.cat(sq, dim=1)) / (d.shape[-2] * d.shape[-1])
+    return float(weight) * (torch.log(msre + EPSILON_Q) - math.log(EPSILON_Q))
+
+
 def band_terms(d_bands: list[torch.Tensor], diff_mask: torch.Tensor, freqs: np.ndarray) -> torch.Tensor:
     """Per band and orientation Q terms w_f (ln(msre(D_p) + eps) - ln(eps)).
 
@@ -44,11 +66,7 @@ def band_terms(d_bands: list[torch.Tensor], diff_mask: torch.Tensor, freqs: np.n
     n = d_bands[0].shape[0]
     terms = torch.zeros((n, len(d_bands), 4), dtype=torch.float64, device=d_bands[0].device)
     for i, d in enumerate(d_bands):
-        dm = imresize(diff_mask, tuple(d.shape[-2:]))
-        dp = (d * dm).to(torch.float64)
-        msre = torch.sqrt((dp * dp).sum(dim=(-2, -1))) / (dp.shape[-2] * dp.shape[-1])
-        log_term = torch.log(msre + EPSILON_Q) - math.log(EPSILON_Q)
-        terms[:, i, : d.shape[1]] = float(w[i]) * log_term
+        terms[:, i, : d.shape[1]] = band_term(d, diff_mask, float(w[i]))
     return terms
 
 
@@ -57,10 +75,14 @@ def quality(terms: torch.Tensor) -> torch.Tensor:
     return 100.0 - terms.sum(dim=(1, 2))
 
 
+def psychometric_band(d: torch.Tensor, i: int) -> torch.Tensor:
+    """Psychometric exponent of band ``i``: sign_pow(D / band_norm, pf) band_norm (a new tensor)."""
+    return sign_pow(d / 2.0**i, constants().pf).mul_(2.0**i)
+
+
 def psychometric_bands(d_bands: list[torch.Tensor]) -> list[torch.Tensor]:
     """Apply the psychometric exponent: sign_pow(D / band_norm, pf) band_norm per band."""
-    pf = constants().pf
-    return [sign_pow(d / 2.0**i, pf) * 2.0**i for i, d in enumerate(d_bands)]
+    return [psychometric_band(d, i) for i, d in enumerate(d_bands)]
 
 
 def detection_maps(s_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

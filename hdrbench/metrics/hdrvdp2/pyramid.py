@@ -96,6 +96,10 @@ def filters(dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]
         }
         for name in ("hi0", "lo0", "lo", "b"):  # un-rotated copies for the small-size exact path
             f[name + "_filt"] = f[name + "_conv"].flip(-1, -2)
+        # Zero-bordered copies so that filters applied to the same input share one padding and one FFT
+        # (:func:`corr_dn_many`): lo0 (9x9) beside hi0 (15x15), the oriented filters (9x9) beside lo (17x17).
+        f["lo0_corr_15"] = F.pad(f["lo0_corr"], (3, 3, 3, 3))
+        f["b_corr_17"] = F.pad(f["b_corr"], (4, 4, 4, 4))
         _FILTERS[key] = f
     return f
 
@@ -118,30 +122,90 @@ def _use_fft(x: torch.Tensor) -> bool:
     return x.device.type == "cpu"
 
 
-def _correlate_valid(xp: torch.Tensor, weight: torch.Tensor, step: int = 1) -> torch.Tensor:
-    """'valid' cross-correlation of padded (N, Cin, Hp, Wp) input with (Cout, Cin, k, k) weights, then subsample."""
-    if not _use_fft(xp):
-        return F.conv2d(xp, weight, stride=step)
-    k = weight.shape[-1]
-    hp, wp = xp.shape[-2:]
-    key = (weight.data_ptr(), tuple(weight.shape), hp, wp)
+def fast_fft_size(n: int) -> int:
+    """Smallest m >= n whose only prime factors are 2, 3 and 5 (sizes the FFT handles fastest).
+
+    Padded band sizes such as 1096 = 8 * 137 or 556 = 4 * 139 (1920x1080 plus the filter rim) have large prime
+    factors, for which the FFT falls back to a several times slower algorithm; padding further with zeros is
+    exact here because only the valid part of a linear correlation is kept.
+    """
+    m = max(int(n), 1)
+    while True:
+        k = m
+        for f in (2, 3, 5):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 1
+
+
+def _spectrum(weight: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """rfft2 of the 180-degree rotated ``weight`` (Cout, Cin, k, k) on a ``shape`` canvas (cached)."""
+    key = (weight.data_ptr(), tuple(weight.shape), weight.dtype, str(weight.device), shape)
     spec = _SPECTRA.get(key)
     if spec is None:
         if len(_SPECTRA) > 128:
             _SPECTRA.clear()
         # Correlation = convolution with the rotated kernel; circular wrap only touches the discarded rim.
-        spec = torch.fft.rfft2(weight.flip(-1, -2), s=(hp, wp))
+        spec = torch.fft.rfft2(weight.flip(-1, -2), s=shape)
         _SPECTRA[key] = spec
-    xs = torch.fft.rfft2(xp)
-    ys = torch.einsum("nchw,ochw->nohw", xs, spec)
-    y = torch.fft.irfft2(ys, s=(hp, wp))[..., k - 1 :, k - 1 :]
-    return y[..., ::step, ::step] if step != 1 else y
+    return spec
+
+
+def _correlate_many(xp: torch.Tensor, weights: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+    """'valid' cross-correlations of one padded (N, Cin, Hp, Wp) input with several (Cout, Cin, k, k) weights.
+
+    Each entry of ``weights`` is (weight, step); all weights must have the same k. On the FFT route the input is
+    transformed once for all of them. Returns one (N, Cout, (Hp - k + 1) / step, ...) tensor per weight.
+    """
+    if not _use_fft(xp):
+        return [F.conv2d(xp, w, stride=step) for w, step in weights]
+    k = weights[0][0].shape[-1]
+    hp, wp = xp.shape[-2:]
+    shape = (fast_fft_size(hp), fast_fft_size(wp))
+    xs = torch.fft.rfft2(xp, s=shape)
+    out = []
+    for w, step in weights:
+        spec = _spectrum(w, shape)
+        n_out = w.shape[0]
+        size = (-(-(hp - k + 1) // step), -(-(wp - k + 1) // step))
+        y = xs.real.new_empty((xp.shape[0], n_out) + size)
+        # One output channel at a time: the full-canvas product and inverse transform are then one channel's
+        # size (a quarter of the level's four orientations at once), and each result goes straight into place.
+        for o in range(n_out):
+            if w.shape[1] == 1:
+                ys = xs * spec[o : o + 1, 0]
+            else:  # input channels (orientations) summed, as in the reconstruction
+                ys = (xs * spec[o]).sum(dim=1, keepdim=True)
+            y[:, o : o + 1] = torch.fft.irfft2(ys, s=shape)[..., k - 1 : hp : step, k - 1 : wp : step]
+            del ys
+        out.append(y)
+    return out
+
+
+def _correlate_valid(xp: torch.Tensor, weight: torch.Tensor, step: int = 1) -> torch.Tensor:
+    """'valid' cross-correlation of padded (N, Cin, Hp, Wp) input with (Cout, Cin, k, k) weights, then subsample."""
+    return _correlate_many(xp, [(weight, step)])[0]
 
 
 def corr_dn(x: torch.Tensor, weight: torch.Tensor, step: int = 1) -> torch.Tensor:
     """matlabPyrTools ``corrDn(x, filt, 'reflect1', [step step])`` for (N, C, H, W) input, odd square filter."""
     r = weight.shape[-1] // 2
     return _correlate_valid(_reflect_pad(x, r), weight, step)
+
+
+def corr_dn_many(x: torch.Tensor, weights: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+    """:func:`corr_dn` of one input with several (weight, step) filters of one odd size, sharing the input FFT.
+
+    A smaller filter bordered with zeros to the common size (see :func:`filters`) gives the same result as
+    itself: with the ``reflect1`` padding of the larger radius, the valid correlation reads the same samples
+    with non-zero weights.
+    """
+    k = weights[0][0].shape[-1]
+    if any(w.shape[-1] != k for w, _ in weights):
+        raise ValueError("corr_dn_many: all filters must have the same size")
+    return _correlate_many(_reflect_pad(x, k // 2), weights)
 
 
 def _fold_matrix(k: int, pos: int) -> np.ndarray:
@@ -238,12 +302,18 @@ def build(x: torch.Tensor, height: int | None = None) -> SteerablePyramid:
     f = filters(x.dtype, x.device)
     if height is None:
         height = max_height(h, w)
-    hi = corr_dn(x, f["hi0_corr"])
-    lo = corr_dn(x, f["lo0_corr"])
+    if _use_fft(x):  # filters applied to the same input share its padding and its FFT
+        hi, lo = corr_dn_many(x, [(f["hi0_corr"], 1), (f["lo0_corr_15"], 1)])
+    else:  # direct convolution: the zero border would only add work
+        hi, lo = corr_dn(x, f["hi0_corr"]), corr_dn(x, f["lo0_corr"])
+    del x
     levels = []
     for _ in range(height):
-        levels.append(corr_dn(lo, f["b_corr"]))
-        lo = corr_dn(lo, f["lo_corr"], step=2)
+        if _use_fft(lo):
+            band, lo = corr_dn_many(lo, [(f["b_corr_17"], 1), (f["lo_corr"], 2)])
+        else:
+            band, lo = corr_dn(lo, f["b_corr"]), corr_dn(lo, f["lo_corr"], step=2)
+        levels.append(band)
     return SteerablePyramid(hi, levels, lo)
 
 

@@ -6,7 +6,7 @@ and scaled by ``scale`` (antialiasing). Output sample ``u`` (1-based) maps to in
 ``u / scale + 0.5 (1 - 1 / scale)``; the weights of each output sample are normalised to sum to 1 and
 indices outside the input are mirrored with the edge sample repeated (``[1..n, n..1]`` periodic).
 Since the operation is linear and separable it is ``A_rows @ X @ A_cols^T``; the matrices depend only
-on the sizes and are cached.
+on the sizes and are cached, and applied in blocks of rows that skip their zero columns (work linear in pixels).
 """
 
 from __future__ import annotations
@@ -50,19 +50,52 @@ def resize_matrix_np(n_in: int, n_out: int) -> np.ndarray:
     return mat
 
 
+#: Output samples per block of the banded product. Each output sample reads at most ``taps`` (<= 4 / scale + 2)
+#: neighbouring inputs, so a dense (n_out, n_in) product does n_in / taps times too much work; that excess grows
+#: with the image side (the cost of a dense resize grows as pixels^1.5). Blocks of this many outputs read a
+#: contiguous input span of about BLOCK / scale + taps samples, which keeps the work linear in the pixels while
+#: each block is still one BLAS call.
+BLOCK = 64
+
 _TORCH_CACHE: dict = {}
 
 
-def resize_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Torch copy of :func:`resize_matrix_np`, cached per (sizes, dtype, device)."""
+def resize_blocks(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> list[tuple[int, int, torch.Tensor]]:
+    """The resize matrix cut into row blocks: [(in_start, in_stop, (rows, in_stop - in_start) block), ...].
+
+    The blocks are the non-zero column span of consecutive ``BLOCK`` rows of :func:`resize_matrix_np` (the
+    zeros left out contribute exactly nothing), cached per (sizes, dtype, device).
+    """
     key = (n_in, n_out, dtype, str(device))
-    m = _TORCH_CACHE.get(key)
-    if m is None:
+    blocks = _TORCH_CACHE.get(key)
+    if blocks is None:
         if len(_TORCH_CACHE) > 512:
             _TORCH_CACHE.clear()
-        m = torch.from_numpy(resize_matrix_np(n_in, n_out)).to(device=device, dtype=dtype)
-        _TORCH_CACHE[key] = m
-    return m
+        mat = resize_matrix_np(n_in, n_out)
+        blocks = []
+        for r0 in range(0, n_out, BLOCK):
+            rows = mat[r0 : r0 + BLOCK]
+            nz = np.nonzero(rows.any(axis=0))[0]
+            c0, c1 = int(nz[0]), int(nz[-1]) + 1
+            blocks.append((c0, c1, torch.from_numpy(np.ascontiguousarray(rows[:, c0:c1])).to(device=device, dtype=dtype)))
+        _TORCH_CACHE[key] = blocks
+    return blocks
+
+
+def _resize_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
+    blocks = resize_blocks(x.shape[-2], n_out, x.dtype, x.device)
+    if len(blocks) == 1:
+        c0, c1, b = blocks[0]
+        return torch.matmul(b, x[..., c0:c1, :])
+    return torch.cat([torch.matmul(b, x[..., c0:c1, :]) for c0, c1, b in blocks], dim=-2)
+
+
+def _resize_cols(x: torch.Tensor, n_out: int) -> torch.Tensor:
+    blocks = resize_blocks(x.shape[-1], n_out, x.dtype, x.device)
+    if len(blocks) == 1:
+        c0, c1, b = blocks[0]
+        return torch.matmul(x[..., c0:c1], b.transpose(0, 1))
+    return torch.cat([torch.matmul(x[..., c0:c1], b.transpose(0, 1)) for c0, c1, b in blocks], dim=-1)
 
 
 def imresize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -74,11 +107,15 @@ def imresize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
     Returns:
         (..., height, width) tensor of the same dtype and device. Identity when the size is unchanged
-        (the cubic kernel is 1 at 0 and 0 at the other integers).
+        (the cubic kernel is 1 at 0 and 0 at the other integers). Rows are resized first, then columns, each
+        as a banded matrix product (:func:`resize_blocks`); the values equal ``A_rows @ x @ A_cols^T`` up to
+        rounding.
     """
     h, w = int(size[0]), int(size[1])
     if tuple(x.shape[-2:]) == (h, w):
         return x
-    a_h = resize_matrix(x.shape[-2], h, x.dtype, x.device)
-    a_w = resize_matrix(x.shape[-1], w, x.dtype, x.device)
-    return torch.matmul(torch.matmul(a_h, x), a_w.transpose(0, 1))
+    if x.shape[-2] != h:
+        x = _resize_rows(x, h)
+    if x.shape[-1] != w:
+        x = _resize_cols(x, w)
+    return x
