@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "score",
+    "validate-metrics",
     "merge",
     "calibrate",
     "tables",
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hdrbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"hdrbench.commands.{name}").register(sub)
+        importlib.import_module(f"hdrbench.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

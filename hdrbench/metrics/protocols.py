@@ -73,6 +73,8 @@ class Protocol:
         description: one line for tables and ``hdrbench score``.
         ppd: pixels per degree, or None when it follows from ``display_geometry`` (or must be given).
         display_geometry: (diagonal in inches, viewing distance in metres) used when ``ppd`` is None.
+        invariances: names of distortions (:mod:`hdrbench.metrics.distortions`) that the protocol claims its
+            scores do not change under, e.g. ``global-scale``; ``hdrbench validate-metrics`` checks each claim.
     """
 
     name: str
@@ -80,6 +82,7 @@ class Protocol:
     description: str
     ppd: float | None = None
     display_geometry: tuple[float, float] | None = None
+    invariances: tuple[str, ...] = ()
 
     def apply(self, test: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map a test/reference pair to absolute luminance.
@@ -115,7 +118,8 @@ class Protocol:
 
     def parameters(self) -> dict:
         """All numbers that define the protocol (for result rows and JSON output)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "description"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("description", "invariances")}  # claims, not numbers of the mapping
 
 
 @dataclass(frozen=True)
@@ -385,7 +389,7 @@ PROTOCOLS: Registry[Callable[..., Protocol]] = Registry("protocol")
 
 def _named(name: str, cls: type[Protocol], defaults: dict, overrides: dict) -> Protocol:
     fields = {f.name for f in dataclasses.fields(cls)}
-    fixed = {"name", "version", "description"}
+    fixed = {"name", "version", "description", "invariances"}
     bad = sorted(k for k in overrides if k not in fields or k in fixed)
     if bad:
         allowed = sorted(fields - fixed - {"base"})
@@ -413,6 +417,7 @@ def _singlehdr(**kw) -> Protocol:
             version="1",
             description="per image: 0.1%/99.9% order statistics -> [1, 999] cd/m^2 (SingleHDR), 30 ppd",
             ppd=30.0,
+            invariances=("global-scale",),  # (s x - s a) / (s b - s a) = (x - a) / (b - a)
         ),
         kw,
     )
@@ -428,6 +433,7 @@ def _display(**kw) -> Protocol:
             description="test aligned to reference (median luminance ratio); reference max -> 4000 cd/m^2;"
             " 21-inch display at 1 m",
             display_geometry=(21.0, 1.0),
+            invariances=("global-scale",),  # the median-ratio alignment undoes a factor on the test
         ),
         kw,
     )
@@ -453,6 +459,7 @@ def _hanji(**kw) -> Protocol:
             description="medians -> 500 cd/m^2, floor 0.005, degree-3 ridge colour/tone correction of the test"
             " (Hanji et al. 2022); 21-inch display at 1 m",
             display_geometry=(21.0, 1.0),
+            invariances=("global-scale",),  # each image's median is set to 500 cd/m^2 first
         ),
         kw,
     )
@@ -466,6 +473,7 @@ def with_crf_correction(protocol: Protocol, **kw) -> Protocol:
         description=f"{protocol.description}; then Hanji et al. 2022 colour/tone correction of the test",
         ppd=protocol.ppd,
         display_geometry=protocol.display_geometry,
+        invariances=protocol.invariances,  # the correction is fitted after the base mapping
         base=protocol,
         **kw,
     )
