@@ -305,7 +305,10 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
     y = np.asarray(y, dtype=np.float64)
     if np.isnan(y).any() or len(set(y.tolist())) < 2:
         return math.nan  # undefined for a constant curve: counted as a failure
-    return float(spearmanr(np.asarray(x, dtype=np.float64), y).statistic)
+    rho = float(spearmanr(np.asarray(x, dtype=np.float64), y).statistic)
+    # Rounded so that the exact rank values (-0.9 for one swap of neighbours among 5) meet the threshold
+    # instead of missing it by floating-point rounding (-0.8999999999999999).
+    return round(rho, 12)
 
 
 def _pair_accuracy(g: pd.DataFrame, higher_is_better: bool) -> float:

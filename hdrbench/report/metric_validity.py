@@ -119,12 +119,20 @@ def figure(scores: pd.DataFrame, *, dataset: str):
     for i, m in enumerate(metrics):
         for j, d in enumerate(distortions):
             ax = axes[i][j]
+            drawn = 0
             for k, p in enumerate(protocols):
                 try:
                     curve = mean.loc[(p, m, d)].sort_index()
                 except KeyError:
                     continue
-                ax.plot(curve.index, curve.to_numpy(), marker="o", ms=3, lw=1.2, color=colours(k), label=p)
+                # Later protocols dashed: metrics that ignore the protocol draw identical curves on top.
+                ax.plot(curve.index, curve.to_numpy(), marker="o", ms=3, lw=1.2, color=colours(k), label=p,
+                        ls="-" if k == 0 else (0, (4, 2 + k)))
+                drawn += 1
+            if not drawn:
+                ax.set_axis_off()  # e.g. an invariance for a metric the protocol is not applied to
+                continue
+            ax.yaxis.get_major_formatter().set_useOffset(False)
             if d == "global-scale":
                 ax.set_xscale("log", base=2)
             if i == 0:
@@ -136,11 +144,11 @@ def figure(scores: pd.DataFrame, *, dataset: str):
                 ax.set_ylabel(f"{m}\n({arrow})", fontsize=7)
             ax.tick_params(labelsize=6)
     handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.suptitle(f"{dataset}: mean score over scenes against distortion strength (one line per protocol)",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=len(protocols), fontsize=8, frameon=False)
-    fig.suptitle(f"{dataset}: mean score over scenes against distortion strength", fontsize=9, y=1.0 + 0.35 /
-                 (1.9 * len(metrics)))
-    fig.tight_layout(rect=(0, 0, 1, 0.985))
+        fig.legend(handles, labels, loc="lower center", ncol=len(protocols), fontsize=8, frameon=False)
     return fig
 
 
