@@ -12,6 +12,12 @@ For every scene:
    ground-truth stack merged the same way: recorded as ``hdr_reference`` in the configuration) with the
    HDR metrics under the named protocol (default ``singlehdr``).
 
+The protocol also declares the reference and the merge (``Protocol.hdr_reference``, ``Protocol.stack_merge``),
+and this module is where both are honoured: under ``kim2021`` (the official test code's reference) every stack,
+predicted or ground truth, is merged with the official synthesis layer (:data:`MERGE_LAYERS`), and every
+prediction, from a stack or direct, is scored against the merged ground-truth stack (``hdr_reference``
+``gt-stack-merged-official``). The scene context's reference inverse CRF is the one recovered by that merge.
+
 Small images: SSIM needs a side >= 11 px and MS-SSIM > 160 px with the standard 11-px window. The harness
 lets the metrics shrink the window to the largest odd size that fits and records it in the row's
 ``metric_version`` (``"1+win7"``); rows without a suffix used the standard window.
@@ -44,6 +50,8 @@ STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
 HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
 #: Synthesis-layer settings used for every merge (the paper's: Deb97 weights, log merge).
 MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}
+#: The merge layers a protocol's ``stack_merge`` can name (see :data:`hdrbench.metrics.protocols.STACK_MERGES`).
+MERGE_LAYERS: tuple[str, ...] = ("hdrbench", "official")
 STANDARD_WINDOW = 11
 #: File formats ``save_hdr`` can write (see :func:`evaluate`).
 SAVE_HDR_FORMATS: tuple[str, ...] = ("pfm", "exr", "hdr")
@@ -57,8 +65,32 @@ def _save_hdr(path: Path, hdr: torch.Tensor) -> None:
     write_image(path, hdr[0].detach().float().permute(1, 2, 0).cpu().numpy())
 
 
-def merge_scene_stack(stack: torch.Tensor, evs: Sequence[float], inverse_crf: Any = "debevec") -> Any:
-    """Merge a ``(N, E, 3, H, W)`` stack with the harness's settings (t = 2^EV, :data:`MERGE_SETTINGS`).
+def merge_settings(layer: str = "hdrbench") -> dict[str, Any]:
+    """The ``merge_stack`` keyword arguments of a merge layer (without ``inverse_crf``).
+
+    Args:
+        layer: ``hdrbench`` (:data:`MERGE_SETTINGS`) or ``official`` (``hdrbench.imaging.synthesis.OFFICIAL_LAYER``,
+            the official code's ``hdrlayer(lin_type='LUT', method='Debevec')``).
+
+    Raises:
+        InputError: unknown layer.
+    """
+    if layer == "hdrbench":
+        return dict(MERGE_SETTINGS)
+    if layer == "official":
+        from hdrbench.imaging.synthesis import OFFICIAL_LAYER
+
+        return {k: v for k, v in OFFICIAL_LAYER.items() if k != "inverse_crf"}
+    raise InputError(f"merge layer must be one of {', '.join(MERGE_LAYERS)}, got {layer!r}")
+
+
+def merge_scene_stack(stack: torch.Tensor, evs: Sequence[float], inverse_crf: Any = "debevec", *,
+                      layer: str = "hdrbench") -> Any:
+    """Merge a ``(N, E, 3, H, W)`` stack with a merge layer's settings (t = 2^EV, :func:`merge_settings`).
+
+    Args:
+        inverse_crf: ``"debevec"`` (recovered from ``stack`` by the layer's calibration) or the method's own curve.
+        layer: ``hdrbench`` or ``official``.
 
     Returns:
         The synthesis layer's ``MergeResult`` (``hdr`` (N, 3, H, W) linear relative, ``inverse_crf``).
@@ -66,7 +98,15 @@ def merge_scene_stack(stack: torch.Tensor, evs: Sequence[float], inverse_crf: An
     from hdrbench.imaging.synthesis import merge_stack
 
     times = torch.tensor([2.0**e for e in evs], dtype=torch.float64, device=stack.device)
-    return merge_stack(stack, times, inverse_crf=inverse_crf, **MERGE_SETTINGS)
+    return merge_stack(stack, times, inverse_crf=inverse_crf, **merge_settings(layer))
+
+
+def hdr_reference_label(source: str, layer: str) -> str:
+    """The configuration's ``hdr_reference`` entry: ``dataset``, ``gt-stack-merged`` (hdrbench layer) or
+    ``gt-stack-merged-official``."""
+    if source == "dataset":
+        return "dataset"
+    return "gt-stack-merged" if layer == "hdrbench" else f"gt-stack-merged-{layer}"
 
 
 def _err(exc: BaseException) -> str:
@@ -86,6 +126,9 @@ class _SceneScorer:
         self.stack_metrics = list(stack_metrics)
         self.hdr_metrics = list(hdr_metrics)
         self.device = device
+        # What the protocol declares, honoured here (the metrics layer never loads a scene).
+        self.layer = protocol.stack_merge
+        self.reference = protocol.hdr_reference
         self.versions = {m: get_metric(m).version for m in self.stack_metrics + self.hdr_metrics}
         self.hdr_reference_used: set[str] = set()
         #: The HDR image scored for the last scene, (1, 3, H, W) on the device, or None when there was none.
@@ -106,7 +149,7 @@ class _SceneScorer:
                 if only is None or t == only]
 
     def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
-        return merge_scene_stack(stack, evs, inverse_crf)
+        return merge_scene_stack(stack, evs, inverse_crf, layer=self.layer)
 
     def score(self, scene: Scene) -> list[tuple]:
         from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics
@@ -121,7 +164,9 @@ class _SceneScorer:
         def gt_merge():
             if "gt" not in cache:
                 if gt_stack is None:
-                    raise InputError(f"scene {scene.name} has no ground-truth stack to merge")
+                    why = (f" (protocol {self.protocol.name} scores against the merged ground-truth stack)"
+                           if self.reference == "gt-stack" else "")
+                    raise InputError(f"scene {scene.name} has no ground-truth stack to merge{why}")
                 cache["gt"] = self._merge(gt_stack, scene_evs, "debevec")
             return cache["gt"]
 
@@ -167,12 +212,12 @@ class _SceneScorer:
                 raise InputError(f"HDR prediction has shape {tuple(pred_hdr.shape)}, expected (1, 3, H, W)")
             if not torch.isfinite(pred_hdr).all():
                 raise InputError("HDR prediction contains NaN or Inf")
-            if scene.hdr is not None:
+            if scene.hdr is not None and self.reference == "dataset":
                 ref = scene.hdr[None].to(dev)
                 self.hdr_reference_used.add("dataset")
             else:
                 ref = gt_merge().hdr
-                self.hdr_reference_used.add("gt-stack-merged")
+                self.hdr_reference_used.add(hdr_reference_label("gt-stack", self.layer))
             pred_hdr = pred_hdr.clamp_min(0.0).to(ref.dtype)
         except Exception as exc:
             return rows + self.failed(_err(exc), only="hdr")
@@ -345,7 +390,8 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
                                           "parameters": proto.parameters()},
             "stack_metrics": {m: get_metric(m).version for m in stack_metrics},
             "hdr_metrics": {m: get_metric(m).version for m in hdr_metrics},
-            "merge": {**MERGE_SETTINGS, "exposure_times": "2**EV", "inverse_crf": meth.merge_crf},
+            "merge": {**merge_settings(scorer.layer), "layer": scorer.layer, "exposure_times": "2**EV",
+                      "inverse_crf": meth.merge_crf},
             "hdr_reference": sorted(refs) or ["dataset"],
             "small_window_policy": "largest odd window that fits; recorded as '+win<k>' in metric_version",
             "device": str(dev), "world_size": ranks.world, "seed": seed, "resolution": ds.resolution.policy,

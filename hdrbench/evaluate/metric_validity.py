@@ -1,7 +1,8 @@
 """Metric validity: does each HDR metric, under each protocol, see graded distortions of a dataset's references?
 
-For every test scene of a dataset, the reference HDR (the dataset's, or the ground-truth stack merged by the
-harness when there is none) is distorted at graded strengths and each distorted image is scored against the
+For every test scene of a dataset, the reference HDR that each protocol declares (``Protocol.hdr_reference``,
+chosen as the evaluation harness chooses it: the dataset's HDR image, or the ground-truth stack merged by the
+protocol's ``stack_merge`` layer) is distorted at graded strengths and each distorted image is scored against the
 reference with every HDR metric under every protocol. Two kinds of check follow (:func:`summarise`):
 
 * **detect**: the distortions of :mod:`hdrbench.metrics.distortions` of kind ``detect`` and
@@ -23,8 +24,8 @@ reference with every HDR metric under every protocol. Two kinds of check follow 
 
 ``untrained-network``: the HDR image that the proposed method's networks, freshly initialised from ``seed``
 (recipe ``proposed``, preset ``network_preset``, never trained), produce from the scene's EV 0 input: their
-stack merged by the harness's synthesis-layer settings with a Debevec-Malik curve estimated from that stack
-(what evaluating the method would score). Strength w in (0.2, 0.4, 0.6, 0.8, 1.0) blends the reference towards
+stack merged by the protocol's merge layer with a Debevec-Malik curve estimated from that stack (what
+evaluating the method under that protocol would score). Strength w in (0.2, 0.4, 0.6, 0.8, 1.0) blends the reference towards
 it (:func:`hdrbench.metrics.distortions.blend_towards`: the network output is first brought to the reference's
 scale by the median luminance ratio), so the distance to the reference is exactly w times that of the network
 output.
@@ -105,17 +106,29 @@ def untrained_network(preset: str = NETWORK_PRESET, seed: int = 0, device: str |
     return build_arch(recipe["arch"], **(recipe.get("model") or {})).to(device).eval()
 
 
-def network_hdr(model, ldr: torch.Tensor, evs: Sequence[float]) -> torch.Tensor:
+def network_stack(model, ldr: torch.Tensor, evs: Sequence[float]) -> torch.Tensor:
+    """The network's stack (1, E, 3, H, W) in [0, 1] from ``ldr`` (1, 3, H, W) in [0, 1] at ``evs``."""
+    with torch.inference_mode():
+        return model.predict_stack(ldr.float(), [float(e) for e in evs]).clamp(0.0, 1.0)
+
+
+def network_hdr(model, ldr: torch.Tensor, evs: Sequence[float], *, layer: str = "hdrbench",
+                stack: torch.Tensor | None = None) -> torch.Tensor:
     """The network's stack from ``ldr`` (1, 3, H, W) in [0, 1] at ``evs``, merged as the harness merges it.
+
+    Args:
+        layer: the merge layer (``hdrbench`` or ``official``: a protocol's ``stack_merge``).
+        stack: the network's stack when already computed (:func:`network_stack`).
 
     Returns:
         (1, 3, H, W) float64 linear relative HDR, >= 0.
     """
     from hdrbench.evaluate.harness import merge_scene_stack
 
+    if stack is None:
+        stack = network_stack(model, ldr, evs)
     with torch.inference_mode():
-        stack = model.predict_stack(ldr.float(), [float(e) for e in evs]).clamp(0.0, 1.0)
-        hdr = merge_scene_stack(stack, [float(e) for e in evs], "debevec").hdr
+        hdr = merge_scene_stack(stack, [float(e) for e in evs], "debevec", layer=layer).hdr
     hdr = hdr.to(torch.float64).clamp_min(0.0)
     if not bool(torch.isfinite(hdr).all()):
         raise InputError("the untrained network's merged HDR contains NaN or Inf")
@@ -217,6 +230,28 @@ def resolve(dataset: str, *, protocols: Sequence[str | Protocol] | None = None,
     return protos, metric_names, ds
 
 
+def reference_hdr(scene, source: str, layer: str, *, dataset: str = "") -> torch.Tensor:
+    """The reference a protocol declares, as the harness chooses it: (1, 3, H, W) float64, >= 0.
+
+    Args:
+        scene: a loaded :class:`~hdrbench.data.base.Scene`.
+        source: the protocol's ``hdr_reference``: ``dataset`` (the scene's HDR image, or its merged ground-truth
+            stack where it has none) or ``gt-stack`` (always the merged ground-truth stack).
+        layer: the protocol's ``stack_merge`` (the merge layer of the ground-truth stack).
+    """
+    from hdrbench.evaluate.harness import merge_scene_stack
+
+    if source == "dataset" and scene.hdr is not None:
+        ref = scene.hdr[None]
+    elif scene.stack is not None:
+        with torch.inference_mode():
+            ref = merge_scene_stack(scene.stack[None], [float(e) for e in scene.evs], "debevec", layer=layer).hdr
+    else:
+        raise DatasetError(f"dataset {dataset!r}: scene {scene.name} has no ground-truth stack to merge for the"
+                           f" reference ({source}) and no HDR image")
+    return ref.to(torch.float64).clamp_min(0.0)
+
+
 @dataclass
 class ValidityResult:
     """Per-scene scores (columns :data:`SCORE_COLUMNS`), the checks (:data:`SUMMARY_COLUMNS`) and run facts."""
@@ -264,20 +299,19 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
                    file=sys.stderr)
     for i, name in enumerate(scenes):
         scene = ds.load(split, name)
-        if scene.hdr is not None:
-            ref = scene.hdr[None].to(torch.float64)
-        elif scene.stack is not None:
-            from hdrbench.evaluate.harness import merge_scene_stack
-
-            ref = merge_scene_stack(scene.stack[None], scene.evs).hdr.to(torch.float64)
-        else:
-            raise DatasetError(f"dataset {ds.name!r}: scene {name} has neither an HDR image nor a stack")
-        ref = ref.clamp_min(0.0)
-        net = network_hdr(model, scene.input[None], scene.evs) if model is not None else None
+        stack = network_stack(model, scene.input[None], scene.evs) if model is not None else None
+        refs: dict[tuple[str, str], torch.Tensor] = {}
+        nets: dict[str, torch.Tensor] = {}
         for p in protos:
+            key = (p.hdr_reference, p.stack_merge)
+            if key not in refs:
+                refs[key] = reference_hdr(scene, *key, dataset=ds.name)
+            if stack is not None and p.stack_merge not in nets:
+                nets[p.stack_merge] = network_hdr(model, scene.input[None], scene.evs, layer=p.stack_merge,
+                                                  stack=stack)
             if bar is not None:
                 bar.set_postfix_str(f"{name} {p.name}")
-            for r in score_scene(ref, p, metric_names, seed=seed + i, net_hdr=net):
+            for r in score_scene(refs[key], p, metric_names, seed=seed + i, net_hdr=nets.get(p.stack_merge)):
                 rows.append({"dataset": ds.name, "scene": name, **r})
             if bar is not None:
                 bar.update(1)
@@ -286,7 +320,8 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
     scores = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
     info = {
         "dataset": ds.name, "split": split, "scenes": scenes, "seed": seed,
-        "protocols": {p.name: {"version": p.version, "invariances": list(p.invariances)} for p in protos},
+        "protocols": {p.name: {"version": p.version, "invariances": list(p.invariances),
+                               "hdr_reference": p.hdr_reference, "stack_merge": p.stack_merge} for p in protos},
         "metrics": {m: get_metric(m).version for m in metric_names},
         "network": None if model is None else {"recipe": NETWORK_RECIPE, "preset": network_preset, "seed": seed},
         "invariance_base": {"distortion": INVARIANCE_BASE[0], "strength": INVARIANCE_BASE[1]},
@@ -386,6 +421,7 @@ def failures(summary: pd.DataFrame) -> list[str]:
 __all__ = [
     "INVARIANCE_BASE", "INVARIANCE_RTOL", "NETWORK_DISTORTION", "NETWORK_WEIGHTS", "SCORE_COLUMNS",
     "SPEARMAN_THRESHOLD", "SUMMARY_COLUMNS", "ValidityResult", "default_protocol_names", "failures",
-    "hdr_metric_names", "network_distortion", "network_hdr", "plan", "resolve", "score_scene", "summarise",
+    "hdr_metric_names", "network_distortion", "network_hdr", "network_stack", "plan", "reference_hdr", "resolve",
+    "score_scene", "summarise",
     "untrained_network", "validate_metrics",
 ]

@@ -18,12 +18,27 @@ Built-in protocols (``list_protocols()``):
   display at 1 m (the HDR-VDP documentation's example), so ppd depends on the image size.
 * ``absolute`` (v1): inputs already in cd/m^2; only checked (non-negative, finite, reference peak >= 1 cd/m^2,
   below which the values are almost surely relative). No default ppd: the caller gives one.
+* ``kim2021`` (v1): the reference of the official test code of Kim, Lee & Kang (AAAI 2021), which scores the
+  synthesis-layer merge of the predicted stack against the synthesis-layer merge of the ground-truth stack, each
+  with the inverse CRF recovered from its own stack (the dataset's HDR image is only a training target there).
+  The protocol declares ``hdr_reference="gt-stack"`` and ``stack_merge="official"``; the evaluation harness
+  honours both (every stack it merges goes through the official layer, and the reference is the merged
+  ground-truth stack, for direct methods too). The paper states neither a scaling to cd/m^2 nor a viewing
+  geometry: both are assumptions, stated in ``assumptions``: the ``singlehdr`` scaling and 30 ppd.
 * ``hanji2022`` (v1): the CRF/tone correction of Hanji et al. 2022 before scoring. Both images are scaled so that
   their median luminance is 500 cd/m^2 and floored at 0.005 cd/m^2; a degree-3 polynomial with cross-channel
   terms is fitted per image by ridge least squares from the test to the reference in a (PQ(Y), u', v') space and
   applied to the test (:func:`crf_correct`). The same correction can follow any protocol:
   ``get_protocol("singlehdr", crf_correction=True)``. Viewing geometry as for ``display`` (our choice, not the
   paper's).
+
+Besides its scaling, a protocol declares which HDR image a prediction is scored against (``hdr_reference``, see
+:data:`HDR_REFERENCES`) and which synthesis-layer settings merge the stacks (``stack_merge``, see
+:data:`STACK_MERGES`). The metrics layer only carries these declarations: choosing and merging the reference is
+the evaluation harness's job (:mod:`hdrbench.evaluate.harness`), since it alone loads scenes. Every protocol but
+``kim2021`` keeps the harness's defaults (``dataset``, ``hdrbench``); any of them can be asked for the other
+reference, e.g. ``get_protocol("singlehdr", hdr_reference="gt-stack")``, which is then named
+``singlehdr[hdr_reference=gt-stack]``.
 
 All protocols take (N, 3, H, W) linear RGB or (N, 1, H, W) luminance, reject NaN/Inf, negative values, all-zero
 images and mismatched shapes with :class:`~hdrbench.errors.InputError`, compute in float64 and return the input
@@ -56,6 +71,17 @@ _PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 _UV_SCALE = 410.0 / 255.0
 
 
+#: What a protocol's ``hdr_reference`` may be. ``dataset``: the dataset's HDR image, or the merged ground-truth
+#: stack where the dataset has none (the harness's default). ``gt-stack``: always the ground-truth stack merged
+#: with the protocol's ``stack_merge`` (the official test code's reference); scenes without a stack fail.
+HDR_REFERENCES: tuple[str, ...] = ("dataset", "gt-stack")
+#: What a protocol's ``stack_merge`` may be: the synthesis-layer settings of every stack merge in an evaluation
+#: (predicted stacks and the reference). ``hdrbench``: the harness's settings (``harness.MERGE_SETTINGS``: the
+#: paper's Deb97 weights and log merge, hdrbench's defaults elsewhere); ``official``: the official code's layer
+#: (``hdrbench.imaging.synthesis.OFFICIAL_LAYER``).
+STACK_MERGES: tuple[str, ...] = ("hdrbench", "official")
+
+
 def _validate(test: torch.Tensor, reference: torch.Tensor) -> None:
     check_pair(test, reference, channels=(1, 3))
     for t, name in ((test, "test"), (reference, "reference")):
@@ -73,6 +99,9 @@ class Protocol:
         description: one line for tables and ``hdrbench score``.
         ppd: pixels per degree, or None when it follows from ``display_geometry`` (or must be given).
         display_geometry: (diagonal in inches, viewing distance in metres) used when ``ppd`` is None.
+        hdr_reference: which HDR image the evaluation harness scores a prediction against (:data:`HDR_REFERENCES`).
+        stack_merge: which synthesis-layer settings the harness merges stacks with (:data:`STACK_MERGES`).
+        assumptions: what the protocol fixes that its source does not state (card text; not a parameter).
         invariances: names of distortions (:mod:`hdrbench.metrics.distortions`) that the protocol claims its
             scores do not change under, e.g. ``global-scale``; ``hdrbench validate-metrics`` checks each claim.
     """
@@ -82,7 +111,21 @@ class Protocol:
     description: str
     ppd: float | None = None
     display_geometry: tuple[float, float] | None = None
+    hdr_reference: str = "dataset"
+    stack_merge: str = "hdrbench"
+    assumptions: tuple[str, ...] = ()
     invariances: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.hdr_reference not in HDR_REFERENCES:
+            raise InputError(
+                f"protocol {self.name!r}: hdr_reference must be one of {', '.join(HDR_REFERENCES)},"
+                f" got {self.hdr_reference!r}"
+            )
+        if self.stack_merge not in STACK_MERGES:
+            raise InputError(
+                f"protocol {self.name!r}: stack_merge must be one of {', '.join(STACK_MERGES)}, got {self.stack_merge!r}"
+            )
 
     def apply(self, test: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map a test/reference pair to absolute luminance.
@@ -117,9 +160,21 @@ class Protocol:
         raise InputError(f"protocol {self.name!r} has no default viewing geometry; pass ppd (or --ppd/--display)")
 
     def parameters(self) -> dict:
-        """All numbers that define the protocol (for result rows and JSON output)."""
+        """All numbers and choices that define the protocol (for result rows and JSON output)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("description", "invariances")}  # claims, not numbers of the mapping
+                if f.name not in _TEXT_FIELDS + _CLAIM_FIELDS}
+
+    def card(self) -> dict:
+        """The protocol's card: name, version, description, parameters and stated assumptions."""
+        return {"name": self.name, "version": self.version, "description": self.description,
+                "parameters": self.parameters(), "assumptions": list(self.assumptions),
+                "invariances": list(self.invariances)}
+
+
+#: Protocol fields that are prose, not parameters (kept out of ``parameters()`` and of name overrides).
+_TEXT_FIELDS = ("description", "assumptions")
+#: Protocol fields that are claims checked by ``hdrbench validate-metrics``, not numbers of the mapping.
+_CLAIM_FIELDS = ("invariances",)
 
 
 @dataclass(frozen=True)
@@ -173,6 +228,7 @@ class DisplayProtocol(Protocol):
     anchor: str = "max"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_number(self.peak_luminance, "peak_luminance")
         if self.alignment not in _ALIGNMENTS:
             raise InputError(f"alignment: expected one of {', '.join(_ALIGNMENTS)}, got {self.alignment!r}")
@@ -389,7 +445,7 @@ PROTOCOLS: Registry[Callable[..., Protocol]] = Registry("protocol")
 
 def _named(name: str, cls: type[Protocol], defaults: dict, overrides: dict) -> Protocol:
     fields = {f.name for f in dataclasses.fields(cls)}
-    fixed = {"name", "version", "description", "invariances"}
+    fixed = {"name", "version", *_TEXT_FIELDS, *_CLAIM_FIELDS}
     bad = sorted(k for k in overrides if k not in fields or k in fixed)
     if bad:
         allowed = sorted(fields - fixed - {"base"})
@@ -418,6 +474,38 @@ def _singlehdr(**kw) -> Protocol:
             description="per image: 0.1%/99.9% order statistics -> [1, 999] cd/m^2 (SingleHDR), 30 ppd",
             ppd=30.0,
             invariances=("global-scale",),  # (s x - s a) / (s b - s a) = (x - a) / (b - a)
+        ),
+        kw,
+    )
+
+
+#: Scaling and viewing geometry of ``kim2021``: the paper (Kim, Lee & Kang, AAAI 2021) and its official code state
+#: neither, so they are assumptions, stated on the card.
+KIM2021_ASSUMPTIONS: tuple[str, ...] = (
+    "scaling to cd/m^2: not stated by the paper or its code (the code writes relative HDR only); the singlehdr"
+    " scaling is assumed (per image, the 0.1 % / 99.9 % order statistics -> 1 / 999 cd/m^2), which makes the"
+    " arbitrary scale of each merge (its own recovered curve) irrelevant",
+    "viewing geometry: not stated; 30 pixels per degree is assumed (as for singlehdr)",
+    "the reference is the ground-truth stack merged by the official synthesis layer, with the curve recovered from"
+    " that stack; predicted stacks are merged by the same layer (with the method's own curve where it has one);"
+    " a method that outputs HDR directly is scored as it is against that same reference",
+)
+
+
+@PROTOCOLS.register("kim2021")
+def _kim2021(**kw) -> Protocol:
+    return _named(
+        "kim2021",
+        SingleHDRProtocol,
+        dict(
+            version="1",
+            description="official test of Kim et al. 2021: reference = ground-truth stack merged by the official"
+            " layer, stacks merged by it too; then singlehdr scaling and 30 ppd (both assumed)",
+            ppd=30.0,
+            hdr_reference="gt-stack",
+            stack_merge="official",
+            assumptions=KIM2021_ASSUMPTIONS,
+            invariances=("global-scale",),  # the singlehdr scaling: (s x - s a) / (s b - s a) = (x - a) / (b - a)
         ),
         kw,
     )
@@ -473,6 +561,9 @@ def with_crf_correction(protocol: Protocol, **kw) -> Protocol:
         description=f"{protocol.description}; then Hanji et al. 2022 colour/tone correction of the test",
         ppd=protocol.ppd,
         display_geometry=protocol.display_geometry,
+        hdr_reference=protocol.hdr_reference,
+        stack_merge=protocol.stack_merge,
+        assumptions=protocol.assumptions,
         invariances=protocol.invariances,  # the correction is fitted after the base mapping
         base=protocol,
         **kw,
@@ -507,8 +598,11 @@ __all__ = [
     "AbsoluteProtocol",
     "CRFCorrectedProtocol",
     "DisplayProtocol",
+    "HDR_REFERENCES",
+    "KIM2021_ASSUMPTIONS",
     "PROTOCOLS",
     "Protocol",
+    "STACK_MERGES",
     "SingleHDRProtocol",
     "crf_correct",
     "get_protocol",

@@ -351,9 +351,15 @@ def metrics_markdown() -> str:
         "",
         "## Scaling protocols",
         "",
-        "| name | version | ppd | parameters | invariances | description |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "The reference column says which HDR image the evaluation harness scores a prediction against and which",
+        "synthesis layer merges the stacks: `dataset` = the dataset's HDR image (the merged ground-truth stack",
+        "where the dataset has none); `gt-stack` = always the merged ground-truth stack; `hdrbench` = the harness's",
+        "merge settings; `official` = the official code's layer (`hdrbench.imaging.synthesis.OFFICIAL_LAYER`).",
+        "",
+        "| name | version | ppd | reference (merge) | parameters | invariances | description |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    assumptions = []
     for n in _protocols.list_protocols():
         p = _protocols.get_protocol(n)
         params = p.parameters()
@@ -361,22 +367,43 @@ def metrics_markdown() -> str:
             f"{params['display_geometry'][0]:g} in at {params['display_geometry'][1]:g} m"
             if p.display_geometry else "given by the caller"
         )
-        extra = ", ".join(
-            f"{k}={v}" for k, v in params.items() if k not in ("name", "version", "ppd", "display_geometry")
-        )
+        shown = ("name", "version", "ppd", "display_geometry", "hdr_reference", "stack_merge")
+        extra = ", ".join(f"{k}={v}" for k, v in params.items() if k not in shown)
         claims = ", ".join(f"`{c}`" for c in p.invariances) or "-"
-        lines.append(f"| `{p.name}` | {p.version} | {ppd} | {extra or '-'} | {claims} | {p.description} |")
+        lines.append(
+            f"| `{p.name}` | {p.version} | {ppd} | {p.hdr_reference} ({p.stack_merge}) | {extra or '-'} | {claims} |"
+            f" {p.description} |"
+        )
+        assumptions += [f"* `{p.name}`: {a}." for a in p.assumptions]
+    if assumptions:
+        lines += ["", "Stated assumptions (what a protocol fixes that its source does not state):", "", *assumptions]
     lines += [
         "",
         "Any protocol can be followed by the Hanji et al. 2022 colour/tone correction of the test image",
         "(`get_protocol(name, crf_correction=True)`, named `<name>+hanji2022`).",
+        "",
+        "### `kim2021`: the official test's reference",
+        "",
+        "The official test code of Kim, Lee & Kang (AAAI 2021) never reads the dataset's HDR image (a training",
+        "target only): it merges the predicted 7-exposure stack and the ground-truth stack with the same synthesis",
+        "layer, each with the inverse CRF recovered from its own stack, and compares the two merges. `hdrbench",
+        "evaluate --protocol kim2021` does the same: every stack (predicted or ground truth) is merged with the",
+        "official layer, a method with its own curve (`merge_crf = own`) keeps it, and the reference is the merged",
+        "ground-truth stack, so `gt-stack` scores Q = 100 exactly. A method that outputs HDR directly (no stack) is",
+        "scored as it is against that same reference. Scenes without a ground-truth stack fail with an error row.",
+        "Records carry `protocol = kim2021` and its version; the run's `config.json` says",
+        "`hdr_reference: gt-stack-merged-official` and lists the official layer's settings under `merge`. Published",
+        "records land beside the `singlehdr` ones as `<method>--kim2021.records.csv`, and `hdrbench tables` reports",
+        "Table 3 per protocol (the `protocol` column of `ablation_table`). Any other protocol can take this",
+        "reference too: `get_protocol(\"singlehdr\", hdr_reference=\"gt-stack\")`.",
         "",
         "## Metric validity (`hdrbench validate-metrics`)",
         "",
         "`hdrbench validate-metrics --dataset NAME [--protocols ...] [--metrics ...] [--limit N] --out DIR` distorts",
         "each test scene's reference HDR at graded strengths, scores every distorted image against the reference",
         "with every HDR metric under every protocol (default: all registered protocols except `absolute`, which",
-        "takes cd/m^2 input) and writes `DIR/metric_validity.csv` (`dataset, protocol, metric, distortion, kind,",
+        "takes cd/m^2 input; the reference is the one each protocol declares, e.g. the ground-truth stack merged",
+        "by the official layer under `kim2021`) and writes `DIR/metric_validity.csv` (`dataset, protocol, metric, distortion, kind,",
         "spearman, pair_accuracy, max_abs_change, passed`), the per-scene scores, a Markdown report and a figure.",
         "",
         "* **detect** checks: the score must get worse with strength on the mean over scenes: Spearman's rho",
