@@ -115,6 +115,18 @@ class PhotosDataset(Dataset):
                 "crops_per_image": self.crops_per_image, "noise": self.noise,
                 "emor_path": str(self.emor_path) if self.emor_path else None}
 
+    def for_training(self, size: tuple[int, int] | None) -> "PhotosDataset":
+        """A copy whose scenes are produced at ``size``: the crop is resized before the camera simulation."""
+        if size is None or size == self.resolution.size:
+            return self
+        import copy
+
+        from hdrbench.data.base import Resolution
+
+        other = copy.copy(self)
+        other.resolution = Resolution(tuple(size))
+        return other
+
     # -- the interface ------------------------------------------------------------------------------
     def scenes(self, split: str) -> list[str]:
         self._require_split(split)
