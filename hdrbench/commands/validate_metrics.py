@@ -70,6 +70,29 @@ def check_writable(folder: str) -> None:
         raise InputError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _command(args) -> str:
+    """The command line that reproduces this run (every option that changes the numbers)."""
+    import shlex
+
+    parts = ["hdrbench", "validate-metrics", "--dataset", args.dataset]
+    if args.protocols:
+        parts += ["--protocols", *_names(args.protocols)]
+    if args.metrics:
+        parts += ["--metrics", *_names(args.metrics)]
+    for flag, value in (("--limit", args.limit), ("--root", args.root), ("--resolution", args.resolution)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.split != "test":
+        parts += ["--split", args.split]
+    if args.seed != 0:
+        parts += ["--seed", str(args.seed)]
+    if args.network_preset != "cpu":
+        parts += ["--network-preset", args.network_preset]
+    for item in args.dataset_option or []:
+        parts += ["--dataset-option", item]
+    return " ".join(shlex.quote(p) for p in parts + ["--out", args.out])
+
+
 def run(args) -> int:
     from hdrbench.commands.train import options
     from hdrbench.evaluate.metric_validity import failures, resolve, validate_metrics
@@ -82,6 +105,7 @@ def run(args) -> int:
     check_writable(args.out)  # and the output folder, before the long loop rather than after it
     result = validate_metrics(args.dataset, split=args.split, seed=args.seed, network_preset=preset,
                               progress=not args.no_progress, **names)
+    result.info["command"] = _command(args)
     failed = failures(result.summary)
     paths = write(result, args.out, failed)
     n_all = len(result.summary)

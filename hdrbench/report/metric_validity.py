@@ -73,6 +73,7 @@ def markdown(result: ValidityResult, failures: list[str]) -> str:
     lines = [
         f"# Metric validity: {info.get('dataset')} ({info.get('split')}, {len(info.get('scenes', []))} scenes)",
         "",
+        *([f"`{info['command']}`", ""] if info.get("command") else []),
         f"{n_pass} of {n_all} checks pass. Cells: detect checks show Spearman's rho between strength and the mean"
         f" score over scenes (pass: <= -{SPEARMAN_THRESHOLD} where higher is better, >= {SPEARMAN_THRESHOLD} where"
         " lower is better; n/a = a constant curve, e.g. a saturated score); invariance checks ('inv.') show the"
