@@ -231,3 +231,16 @@ def test_summarise_rules_on_a_constructed_frame():
     assert s.loc[("hdrvdp2", "global-scale"), "passed"]
     assert s.loc[("hdrvdp2", "global-scale"), "max_abs_change"] == pytest.approx(1e-3)
     assert not s.loc[("pu21-psnr", "global-scale"), "passed"]
+
+
+def test_reference_follows_the_protocol_declaration():
+    from hdrbench.data import get_dataset
+    from hdrbench.evaluate.harness import merge_scene_stack
+
+    ds = get_dataset("synthetic", resolution=32, n_train=0, n_test=1)
+    scene = ds.load("test", ds.scenes("test")[0])
+    assert torch.equal(mv.reference_hdr(scene, "dataset", "hdrbench"), scene.hdr[None].double())
+    official = merge_scene_stack(scene.stack[None], scene.evs, "debevec", layer="official").hdr.double()
+    assert torch.equal(mv.reference_hdr(scene, "gt-stack", "official"), official.clamp_min(0.0))
+    kim = get_protocol("kim2021")
+    assert (kim.hdr_reference, kim.stack_merge) == ("gt-stack", "official")
