@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -244,3 +245,14 @@ def test_reference_follows_the_protocol_declaration():
     assert torch.equal(mv.reference_hdr(scene, "gt-stack", "official"), official.clamp_min(0.0))
     kim = get_protocol("kim2021")
     assert (kim.hdr_reference, kim.stack_merge) == ("gt-stack", "official")
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "metric_validity"
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*/metric_validity.csv")), ids=str)
+def test_committed_metric_validity_follows_the_schema(path):
+    df = pd.read_csv(path)
+    assert list(df.columns) == list(mv.SUMMARY_COLUMNS)
+    assert set(df["kind"]) <= {"detect", "invariance"} and df["passed"].dtype == bool
+    assert not df.duplicated(["protocol", "metric", "distortion"]).any()
