@@ -27,9 +27,9 @@ reference with every HDR metric under every protocol. Two kinds of check follow 
 (recipe ``proposed``, preset ``network_preset``, never trained), produce from the scene's EV 0 input: their
 stack merged by the protocol's merge layer with a Debevec-Malik curve estimated from that stack (what
 evaluating the method under that protocol would score). Strength w in (0.2, 0.4, 0.6, 0.8, 1.0) blends the
-reference towards it (:func:`hdrbench.metrics.distortions.blend_towards`: the network output is first brought to the reference's
-scale by the median luminance ratio), so the distance to the reference is exactly w times that of the network
-output.
+reference towards it (:func:`hdrbench.metrics.distortions.blend_towards`: the network output is first brought to
+the reference's scale by the median luminance ratio), so the distance to the reference is exactly w times that
+of the network output.
 """
 
 from __future__ import annotations
