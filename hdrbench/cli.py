@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "score",
+    "validate-metrics",
     "merge",
     "calibrate",
     "tables",
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hdrbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"hdrbench.commands.{name}").register(sub)
+        importlib.import_module(f"hdrbench.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

@@ -102,6 +102,8 @@ class Protocol:
         hdr_reference: which HDR image the evaluation harness scores a prediction against (:data:`HDR_REFERENCES`).
         stack_merge: which synthesis-layer settings the harness merges stacks with (:data:`STACK_MERGES`).
         assumptions: what the protocol fixes that its source does not state (card text; not a parameter).
+        invariances: names of distortions (:mod:`hdrbench.metrics.distortions`) that the protocol claims its
+            scores do not change under, e.g. ``global-scale``; ``hdrbench validate-metrics`` checks each claim.
     """
 
     name: str
@@ -112,6 +114,7 @@ class Protocol:
     hdr_reference: str = "dataset"
     stack_merge: str = "hdrbench"
     assumptions: tuple[str, ...] = ()
+    invariances: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.hdr_reference not in HDR_REFERENCES:
@@ -158,16 +161,20 @@ class Protocol:
 
     def parameters(self) -> dict:
         """All numbers and choices that define the protocol (for result rows and JSON output)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _TEXT_FIELDS}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in _TEXT_FIELDS + _CLAIM_FIELDS}
 
     def card(self) -> dict:
         """The protocol's card: name, version, description, parameters and stated assumptions."""
         return {"name": self.name, "version": self.version, "description": self.description,
-                "parameters": self.parameters(), "assumptions": list(self.assumptions)}
+                "parameters": self.parameters(), "assumptions": list(self.assumptions),
+                "invariances": list(self.invariances)}
 
 
 #: Protocol fields that are prose, not parameters (kept out of ``parameters()`` and of name overrides).
 _TEXT_FIELDS = ("description", "assumptions")
+#: Protocol fields that are claims checked by ``hdrbench validate-metrics``, not numbers of the mapping.
+_CLAIM_FIELDS = ("invariances",)
 
 
 @dataclass(frozen=True)
@@ -438,7 +445,7 @@ PROTOCOLS: Registry[Callable[..., Protocol]] = Registry("protocol")
 
 def _named(name: str, cls: type[Protocol], defaults: dict, overrides: dict) -> Protocol:
     fields = {f.name for f in dataclasses.fields(cls)}
-    fixed = {"name", "version", *_TEXT_FIELDS}
+    fixed = {"name", "version", *_TEXT_FIELDS, *_CLAIM_FIELDS}
     bad = sorted(k for k in overrides if k not in fields or k in fixed)
     if bad:
         allowed = sorted(fields - fixed - {"base"})
@@ -466,6 +473,7 @@ def _singlehdr(**kw) -> Protocol:
             version="1",
             description="per image: 0.1%/99.9% order statistics -> [1, 999] cd/m^2 (SingleHDR), 30 ppd",
             ppd=30.0,
+            invariances=("global-scale",),  # (s x - s a) / (s b - s a) = (x - a) / (b - a)
         ),
         kw,
     )
@@ -497,6 +505,7 @@ def _kim2021(**kw) -> Protocol:
             hdr_reference="gt-stack",
             stack_merge="official",
             assumptions=KIM2021_ASSUMPTIONS,
+            invariances=("global-scale",),  # the singlehdr scaling: (s x - s a) / (s b - s a) = (x - a) / (b - a)
         ),
         kw,
     )
@@ -512,6 +521,7 @@ def _display(**kw) -> Protocol:
             description="test aligned to reference (median luminance ratio); reference max -> 4000 cd/m^2;"
             " 21-inch display at 1 m",
             display_geometry=(21.0, 1.0),
+            invariances=("global-scale",),  # the median-ratio alignment undoes a factor on the test
         ),
         kw,
     )
@@ -537,6 +547,7 @@ def _hanji(**kw) -> Protocol:
             description="medians -> 500 cd/m^2, floor 0.005, degree-3 ridge colour/tone correction of the test"
             " (Hanji et al. 2022); 21-inch display at 1 m",
             display_geometry=(21.0, 1.0),
+            invariances=("global-scale",),  # each image's median is set to 500 cd/m^2 first
         ),
         kw,
     )
@@ -553,6 +564,7 @@ def with_crf_correction(protocol: Protocol, **kw) -> Protocol:
         hdr_reference=protocol.hdr_reference,
         stack_merge=protocol.stack_merge,
         assumptions=protocol.assumptions,
+        invariances=protocol.invariances,  # the correction is fitted after the base mapping
         base=protocol,
         **kw,
     )
