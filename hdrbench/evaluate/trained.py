@@ -82,15 +82,57 @@ class TrainedMethod(Method):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "checkpoint": str(self.checkpoint),
-                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}}
+                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "fallback", "preset", "dataset",
+                                                 "seed", "identity")}}
+
+    def caveat(self) -> str:
+        """Why scores of this model are not those of a finished training run ("" when they are).
+
+        An incomplete checkpoint (a run stopped before its last iteration) or the kept previous checkpoint
+        (``checkpoint.prev.pt``, used because the latest one failed verification) is a provisional model.
+        Official weights are a finished model.
+        """
+        if "weights" in self.info:
+            return ""
+        parts = []
+        if not self.info.get("complete"):
+            parts.append(f"incomplete checkpoint: iteration {self.info.get('iteration')} of {self.info.get('iters')}")
+        if self.info.get("fallback"):
+            parts.append(f"fallback checkpoint: {self.checkpoint.name}")
+        return "; ".join(parts)
+
+    def describe_checkpoint(self) -> str:
+        """One line for consoles and logs: which checkpoint is scored, its iteration and completeness."""
+        if "weights" in self.info:
+            return f"official weights {self.checkpoint}"
+        state = "complete" if self.info.get("complete") else "INCOMPLETE"
+        fallback = ", fallback: the latest checkpoint failed verification" if self.info.get("fallback") else ""
+        return (f"checkpoint {self.checkpoint} (iteration {self.info.get('iteration')} of {self.info.get('iters')}, "
+                f"{state}{fallback})")
+
+
+def check_publishable(method: Method, allow_incomplete: bool = False) -> str:
+    """The leaderboard caveat of ``method`` (see :meth:`TrainedMethod.caveat`); "" for training-free methods.
+
+    Raises:
+        InputError: the method is an incomplete or fallback checkpoint and ``allow_incomplete`` is False;
+            the message names the checkpoint and how to proceed.
+    """
+    caveat = method.caveat() if isinstance(method, TrainedMethod) else ""
+    if caveat and not allow_incomplete:
+        raise InputError(f"refusing to score {method.describe_checkpoint()} for the leaderboard: {caveat}. Finish "
+                         "the training (hdrbench train --resume, or hdrbench run), or pass --allow-incomplete to "
+                         "score it anyway (its leaderboard rows are then marked), or --no-leaderboard")
+    return caveat
 
 
 def find_checkpoint(name: str, dataset: str, *, preset: str | None = None,
                     runs: str | os.PathLike | None = None) -> Path:
     """The checkpoint of recipe ``name`` trained on ``dataset`` (optionally of one preset).
 
-    Looks at ``<runs>/<name>__<dataset-slug>/checkpoint.pt`` first, then at checkpoints kept there from
-    earlier configurations (``checkpoint-<hash>.pt``, newest first).
+    Looks at ``<runs>/<name>__<dataset-slug>/checkpoint.pt`` first (``checkpoint.prev.pt`` when it fails
+    verification: the method is then marked as a fallback), then at checkpoints kept there from earlier
+    configurations (``checkpoint-<identity>-it<n>.pt``, newest first).
 
     Raises:
         InputError: nothing trained for that recipe, dataset (and preset); the message says how to train it.
@@ -158,7 +200,7 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
         checkpoint = find_checkpoint(name, dataset, preset=preset)
     path = Path(checkpoint)
     device = torch.device(device)
-    state = ckpt.load_checkpoint(path, map_location=device)
+    state = ckpt.verify_checkpoint(path, map_location=device)
     recipe = state.get("recipe") or {}
     if recipe.get("name") != name:
         raise InputError(f"checkpoint {path} holds recipe {recipe.get('name')!r}, not {name!r}")
@@ -168,7 +210,9 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     task = get_task_class(recipe["task"])(recipe, device)
     ckpt.restore_modules(task.modules(), state, str(path))
     model = task.inference_model().to(device).eval()
-    info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}
+    info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
+                                                    "identity")}
+    info["fallback"] = path.name == ckpt.PREVIOUS_NAME
     info["card"] = recipe.get("card", {})
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)
