@@ -151,6 +151,22 @@ def test_incomplete_and_fallback_checkpoints_are_refused_for_the_leaderboard(tmp
     evaluate(meth, ds, leaderboard=False, **kw)  # scoring without publishing stays possible
 
 
+def test_a_kept_checkpoint_of_another_run_is_a_fallback_when_the_current_one_is_unreadable(tmp_path, recipe):
+    from hdrbench.data import get_dataset
+    from hdrbench.evaluate.harness import evaluate
+    from hdrbench.evaluate.trained import load_trained_method
+    from hdrbench.train import trainer
+
+    ds = get_dataset("synthetic", n_train=3, n_test=2, resolution=32)
+    trainer.train(str(recipe), ds, iters=2, seed=0, progress=False)
+    current = trainer.train(str(recipe), ds, iters=2, seed=1, progress=False)  # keeps seed 0's checkpoint aside
+    current.write_bytes(current.read_bytes()[:2000])
+    meth = load_trained_method("toy", dataset="synthetic")
+    assert meth.checkpoint.name.startswith("checkpoint-") and meth.info["seed"] == 0
+    with pytest.raises(InputError, match="fallback checkpoint: checkpoint-"):
+        evaluate(meth, ds, hdr_metrics=["pu21-psnr"], stack_metrics=["psnr"])
+
+
 def test_a_limit_run_is_marked_and_never_shadows_the_full_run(tmp_path, capsys):
     from hdrbench.evaluate.leaderboard import leaderboard_text
 

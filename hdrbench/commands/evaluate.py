@@ -60,7 +60,8 @@ def scored_checkpoint_line(run_dir) -> str | None:
     if "checkpoint" not in meth or "iteration" not in meth:
         return None
     state = "complete" if meth.get("complete") else "INCOMPLETE"
-    fallback = ", fallback: checkpoint.pt failed verification" if meth.get("fallback") else ""
+    fallback = ", fallback: the run folder's checkpoint.pt is missing or failed verification" if meth.get(
+        "fallback") else ""
     caveat = f"; leaderboard rows marked '{config['caveat']}'" if config.get("caveat") else ""
     return (f"scored: {meth['checkpoint']} (iteration {meth.get('iteration')} of {meth.get('iters')}, {state}"
             f"{fallback}){caveat}")

@@ -54,8 +54,8 @@ def run(args) -> int:
         dist_utils.shutdown()
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
-    trained = {"no": "not needed (a complete checkpoint of this configuration existed)", "fresh": "trained from scratch",
-               "resumed": "resumed an unfinished run"}[result.trained]
+    trained = {"no": "not needed (a complete checkpoint of this configuration existed)",
+               "fresh": "trained from scratch", "resumed": "resumed an unfinished run"}[result.trained]
     print(f"method: {result.method} on {result.dataset} ({time.perf_counter() - t0:.0f} s)")
     if result.checkpoint is not None:
         print(f"training: {trained}; checkpoint: {result.checkpoint}")

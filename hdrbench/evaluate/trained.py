@@ -88,8 +88,9 @@ class TrainedMethod(Method):
     def caveat(self) -> str:
         """Why scores of this model are not those of a finished training run ("" when they are).
 
-        An incomplete checkpoint (a run stopped before its last iteration) or the kept previous checkpoint
-        (``checkpoint.prev.pt``, used because the latest one failed verification) is a provisional model.
+        An incomplete checkpoint (a run stopped before its last iteration) or a fallback (``checkpoint.prev.pt``
+        because ``checkpoint.pt`` failed verification, or a kept checkpoint of an earlier configuration because
+        the run folder has no good current one) is a provisional model.
         Official weights are a finished model.
         """
         if "weights" in self.info:
@@ -106,7 +107,8 @@ class TrainedMethod(Method):
         if "weights" in self.info:
             return f"official weights {self.checkpoint}"
         state = "complete" if self.info.get("complete") else "INCOMPLETE"
-        fallback = ", fallback: the latest checkpoint failed verification" if self.info.get("fallback") else ""
+        fallback = (", fallback: the run folder's checkpoint.pt is missing or failed verification"
+                    if self.info.get("fallback") else "")
         return (f"checkpoint {self.checkpoint} (iteration {self.info.get('iteration')} of {self.info.get('iters')}, "
                 f"{state}{fallback})")
 
@@ -194,7 +196,8 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
         if checkpoint is not None:
             raise InputError(f"trained method {name!r}: give a checkpoint or official weights, not both")
         return _from_official_weights(name, weights, preset=preset or "paper", device=torch.device(device))
-    if checkpoint is None:
+    looked_up = checkpoint is None
+    if looked_up:
         if dataset is None:
             raise InputError(f"trained method {name!r}: give the dataset it was trained on (or a checkpoint path)")
         checkpoint = find_checkpoint(name, dataset, preset=preset)
@@ -212,7 +215,10 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     model = task.inference_model().to(device).eval()
     info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
                                                     "identity")}
-    info["fallback"] = path.name == ckpt.PREVIOUS_NAME
+    # Looked up without a preset, anything but checkpoint.pt means the run folder's latest checkpoint failed
+    # verification (checkpoint.prev.pt) or is missing (a kept checkpoint of an earlier configuration).
+    info["fallback"] = path.name == ckpt.PREVIOUS_NAME or (looked_up and preset is None
+                                                           and path.name != ckpt.CHECKPOINT_NAME)
     info["card"] = recipe.get("card", {})
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)

@@ -23,6 +23,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -421,7 +422,12 @@ def train(
                     extra={"dataset": dataset_name, "preset": recipe.preset, "method": recipe.name, "seed": seed,
                            "iters": total, "complete": iteration >= total, "amp": amp,
                            "world_size": info.world_size, "identity": identity, "dataset_info": data_info})
-                ckpt.save_checkpoint(ckpt_path, state)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    ckpt.save_checkpoint(ckpt_path, state)
+                for w in caught:  # a corrupt checkpoint.pt that was not rotated: say so plainly, once per save
+                    log.write(str(w.message))
+                    print(f"warning: {w.message}", file=sys.stderr)
             dist_utils.barrier()
 
         autocast = autocast_context(device, amp)
