@@ -183,3 +183,27 @@ def test_a_limit_run_is_marked_and_never_shadows_the_full_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--limit", "1", "--publish-records"]) == 2
     assert "refusing to publish" in capsys.readouterr().err
+
+
+def test_a_leaderboard_written_before_the_caveat_column_is_read_and_upgraded(tmp_path):
+    from hdrbench.evaluate.leaderboard import (LEADERBOARD_COLUMNS, leaderboard_text, read_leaderboard_file,
+                                               update_leaderboard)
+    from hdrbench.evaluate.records import Record
+
+    def records(run_id, value, stamp):
+        return [Record(run_id=run_id, method="m", dataset="synthetic", split="test", scene=s, target="hdr",
+                       metric="pu21-psnr", value=value, protocol="singlehdr", timestamp=stamp).as_row()
+                for s in ("a", "b")]
+
+    path = update_leaderboard(records("full", 10.0, "2026-01-01"), dataset="synthetic", results=tmp_path)
+    old_header = ",".join(LEADERBOARD_COLUMNS[:-1])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([old_header] + [line.rsplit(",", 1)[0] for line in lines[1:]]) + "\n")
+    assert [r["caveat"] for r in read_leaderboard_file(path)] == [""]
+    # A newer partial block does not replace the full one as the method's latest entry.
+    update_leaderboard(records("part", 20.0, "2026-02-01"), dataset="synthetic", results=tmp_path,
+                       caveat="partial: 2 of 8 scenes")
+    assert path.read_text().splitlines()[0] == ",".join(LEADERBOARD_COLUMNS)
+    text = leaderboard_text("synthetic", results=tmp_path)
+    assert "10 ± 0" in text and "20 ±" not in text
+    assert "partial: 2 of 8 scenes" in leaderboard_text("synthetic", results=tmp_path, all_runs=True)
