@@ -371,7 +371,8 @@ def train(
         start = 0
         if resume:
             found = ckpt.latest(run_dir)
-            bad = ckpt.unreadable(run_dir)
+            # Only when checkpoint.pt was passed over: naming the bad files costs another full read.
+            bad = ckpt.unreadable(run_dir) if found is None or found.name != ckpt.CHECKPOINT_NAME else []
             if found is None and bad:
                 raise InputError(f"cannot resume in {run_dir}: no readable checkpoint; " + "; ".join(bad)
                                  + ". Run without --resume to start afresh (the unreadable files are then kept "
