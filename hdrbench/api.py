@@ -72,38 +72,44 @@ class RunResult:
 
 
 def existing_checkpoint(recipe, dataset_name: str, out: str | os.PathLike | None = None, *,
-                        seed: int | None = None) -> tuple[str, Path | None]:
-    """Whether a checkpoint of exactly this resolved recipe (and ``seed``, unless None) exists for this dataset.
+                        seed: int | None = None, dataset: Any = None) -> tuple[str, Path | None]:
+    """Whether a checkpoint of exactly this configuration exists for this dataset.
+
+    The configuration is :func:`hdrbench.train.trainer.training_identity`: the resolved recipe, the dataset
+    and its options (``dataset``'s ``describe()``: resolution, ``n_train``...) and ``seed``; a checkpoint
+    of another configuration is never reused. Without ``dataset`` or ``seed`` (older callers) only the
+    recipe hash and, when given, the seed are compared.
 
     Returns:
-        ``("complete", path)`` for a finished run of the same recipe hash; ``("partial", path)`` for a
-        checkpoint of the same configuration apart from the schedule length (``resume_key``) that stopped
-        before the recipe's ``iters`` (an unfinished run, or a finished shorter one that ``resume`` extends
-        exactly); ``("missing", None)`` otherwise.
+        ``("complete", path)`` for a finished run of the same configuration; ``("partial", path)`` for a
+        checkpoint of the same configuration apart from the schedule length that stopped before the
+        recipe's ``iters`` (an unfinished run, or a finished shorter one that ``resume`` extends exactly);
+        ``("missing", None)`` otherwise.
     """
-    from hdrbench.errors import InputError
     from hdrbench.train import checkpoint as ckpt
-    from hdrbench.train.trainer import resume_key, run_dir_for
+    from hdrbench.train.trainer import dataset_identity, resume_key, run_dir_for, training_identity
 
-    def same_seed(meta: dict) -> bool:
+    identity = (training_identity(recipe, dataset_identity(dataset, dataset_name), seed)
+                if dataset is not None and seed is not None else None)
+
+    def same_run(meta: dict) -> bool:
+        if identity is not None:
+            return meta.get("identity") == identity
         # A run with another seed is another training run (weights, data order), never this one.
         return seed is None or int(meta.get("seed", seed)) == int(seed)
 
     run_dir = run_dir_for(recipe.name, dataset_name, out)
     latest = ckpt.latest(run_dir)
-    candidates = ([latest] if latest else []) + sorted(run_dir.glob(f"checkpoint-{recipe.hash}.pt"))
-    for path in candidates:
-        try:
-            meta = ckpt.peek(path)
-        except InputError:
-            continue
-        if meta.get("recipe_hash") == recipe.hash and meta.get("complete") and same_seed(meta):
+    kept = sorted(run_dir.glob(f"checkpoint-{identity}-it*.pt")) if identity else []
+    for path in ([latest] if latest else []) + kept:
+        meta = ckpt.peek(path)
+        if meta.get("recipe_hash") == recipe.hash and meta.get("complete") and same_run(meta):
             return "complete", path
     if latest is not None:
         meta = ckpt.peek(latest)
         total = int(recipe.section("schedule").get("iters", 0))
         if (resume_key(meta.get("recipe", {})) == resume_key(recipe) and int(meta.get("iteration", 0)) < total
-                and same_seed(meta)):
+                and same_run(meta)):
             return "partial", latest
     return "missing", None
 
@@ -196,7 +202,8 @@ def run(
     recipe = load_recipe(method, preset=preset, overrides=overrides)
     # One dataset object serves training (train split) and evaluation (test split).
     ds = get_dataset(dataset, root=root, resolution=evaluate_options.pop("resolution", None), **dataset_options)
-    status, path = ("missing", None) if retrain else existing_checkpoint(recipe, ds.name, train_out, seed=seed)
+    status, path = (("missing", None) if retrain
+                    else existing_checkpoint(recipe, ds.name, train_out, seed=seed, dataset=ds))
     trained = "no"
     if status != "complete":
         path = _train(recipe, ds, device=device, amp=amp, channels_last=channels_last, compile=compile,

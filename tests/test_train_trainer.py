@@ -117,9 +117,9 @@ def test_run_folder_layout_and_fresh_run_archives_the_old_checkpoint(tmp_path, m
     assert first == tmp_path / "runs" / "toy__toy" / "checkpoint.pt"
     settings = json.loads((first.parent / "recipe.json").read_text())
     assert settings["recipe"]["schedule"]["iters"] == 2 and settings["recipe_hash"] == ckpt.peek(first)["recipe_hash"]
-    old_hash = settings["recipe_hash"]
+    identity = settings["identity"]
     train(str(recipe), ds, iters=3, progress=False)
-    assert (first.parent / f"checkpoint-{old_hash}.pt").is_file()
+    assert (first.parent / f"checkpoint-{identity}-it2.pt").is_file()
     assert ckpt.peek(first)["iteration"] == 3 and ckpt.peek(first)["complete"] is True
 
 

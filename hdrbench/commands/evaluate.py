@@ -37,6 +37,7 @@ def register(sub) -> None:
                         "the default; exr; hdr: Radiance RGBE)")
     p.add_argument("--publish-records", action="store_true",
                    help="also write the records to results/records/<dataset>/<method>.records.csv")
+    add_allow_incomplete(p)
     p.set_defaults(func=run)
 
 
@@ -63,6 +64,33 @@ def report_failures(run_dir) -> int:
     return len(failed)
 
 
+def add_allow_incomplete(p) -> None:
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="score an incomplete checkpoint (a run stopped early) or the fallback checkpoint.prev.pt "
+                        "for the leaderboard anyway; its rows are marked (refused by default)")
+
+
+def scored_checkpoint_line(run_dir) -> str | None:
+    """'scored: <checkpoint> (iteration i of n, complete)' from a run folder's config.json (None for methods
+    without a checkpoint)."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    meth = config.get("method") or {}
+    if "checkpoint" not in meth or "iteration" not in meth:
+        return None
+    state = "complete" if meth.get("complete") else "INCOMPLETE"
+    fallback = ", fallback: the run folder's checkpoint.pt is missing or failed verification" if meth.get(
+        "fallback") else ""
+    caveat = f"; leaderboard rows marked '{config['caveat']}'" if config.get("caveat") else ""
+    return (f"scored: {meth['checkpoint']} (iteration {meth.get('iteration')} of {meth.get('iters')}, {state}"
+            f"{fallback}){caveat}")
+
+
 def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
@@ -80,11 +108,14 @@ def run(args) -> int:
         dataset_options=options(args.dataset_option, "--dataset-option"), method_options=method_options,
         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics), seed=args.seed,
         progress=not args.no_progress, leaderboard=not args.no_leaderboard, publish=args.publish_records,
-        save_hdr=args.save_hdr,
+        save_hdr=args.save_hdr, allow_incomplete=args.allow_incomplete,
     )
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
+        line = scored_checkpoint_line(path)
+        if line:
+            print(line)
         print(path)
         report_failures(path)
     return 0

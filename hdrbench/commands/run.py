@@ -3,6 +3,7 @@ update the leaderboard, and say where everything went."""
 
 from __future__ import annotations
 
+from hdrbench.commands.evaluate import add_allow_incomplete, scored_checkpoint_line
 from hdrbench.commands.train import add_training_arguments, apply_threads, options
 
 
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--publish-records", action="store_true",
                    help="also copy the records to results/records/<dataset>/<method>.records.csv (read by "
                         "'hdrbench tables')")
+    add_allow_incomplete(p)
     p.set_defaults(func=run)
 
 
@@ -57,16 +59,19 @@ def run(args) -> int:
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
                          resolution=args.resolution, publish=args.publish_records, weights=args.weights,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
-                         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics))
+                         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics),
+                         allow_incomplete=args.allow_incomplete)
     finally:
         dist_utils.shutdown()
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
-    trained = {"no": "not needed (a complete checkpoint of this recipe existed)", "fresh": "trained from scratch",
-               "resumed": "resumed an unfinished run", "weights": "none (official weights)"}[result.trained]
+    trained = {"no": "not needed (a complete checkpoint of this configuration existed)",
+               "fresh": "trained from scratch", "resumed": "resumed an unfinished run",
+               "weights": "none (official weights)"}[result.trained]
     print(f"method: {result.method} on {result.dataset} ({time.perf_counter() - t0:.0f} s)")
     if result.checkpoint is not None:
         print(f"training: {trained}; checkpoint: {result.checkpoint}")
+        print(scored_checkpoint_line(result.run_dir) or f"scored: {result.checkpoint}")
     print(f"records: {result.run_dir / 'records.csv'}")
     from hdrbench.commands.evaluate import report_failures
 

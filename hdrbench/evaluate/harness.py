@@ -259,7 +259,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
              method_options: dict | None = None, stack_metrics: Sequence[str] = STACK_METRICS,
              hdr_metrics: Sequence[str] = HDR_METRICS, seed: int = 0, progress: bool = False,
              leaderboard: bool = True, results: str | Path | None = None, publish: bool = False,
-             save_hdr: str | None = None) -> Path:
+             save_hdr: str | None = None, allow_incomplete: bool = False) -> Path:
     """Evaluate a method on a dataset split and write a run folder (and update the leaderboard).
 
     Under ``torchrun`` the scenes are sharded across ranks and the records gathered on rank 0, which alone
@@ -285,6 +285,9 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             about 1 % precision). Each rank writes the scenes it evaluated. None saves nothing.
         publish: also copy the records to ``<results>/records/<dataset slug>/<method>.records.csv`` (replacing
             the method's previous file there): the committed record set the report layer reads.
+        allow_incomplete: score an incomplete or fallback checkpoint for the leaderboard anyway (its rows get a
+            ``caveat``); without it such a model is refused when ``leaderboard`` is set. A ``limit`` run is
+            always marked ``partial``. Published records are never made from either.
 
     Returns:
         The run folder.
@@ -321,10 +324,12 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         ds = dataset if isinstance(dataset, Dataset) else get_dataset(
             dataset, root=root, resolution=resolution, **(dataset_options or {}))
         names = ds.scenes(split)
+        n_split = len(names)
         if limit is not None:
             if limit < 1:
                 raise InputError(f"limit must be >= 1, got {limit}")
             names = names[:limit]
+        partial = f"partial: {len(names)} of {n_split} scenes" if len(names) < n_split else ""
         if not names:
             hint = empty_split_hint(ds, split)
             raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty" + (hint or "; expected layout:\n"
@@ -340,6 +345,12 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
 
         meth = method if isinstance(method, Method) else get_method(method, dataset=ds.name, device=str(dev),
                                                                     **(method_options or {}))
+        from hdrbench.evaluate.trained import check_publishable
+
+        caveat = "; ".join(c for c in (partial, check_publishable(meth, allow_incomplete or not leaderboard)) if c)
+        if publish and caveat:
+            raise InputError(f"refusing to publish records of {meth.name}: {caveat}; published records are full "
+                             "evaluations of finished models (drop --publish-records, or --limit)")
         run_info = None
         if ranks.is_main:
             run = new_run(meth.name, ds.slug, out=out)
@@ -408,7 +419,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
             "small_window_policy": "largest odd window that fits; recorded as '+win<k>' in metric_version",
             "device": str(dev), "world_size": ranks.world, "seed": seed, "resolution": ds.resolution.policy,
             "saved_hdr": f"hdr/<scene>.{save_hdr}" if save_hdr else None,
-            "command": sys.argv,
+            "command": sys.argv, "caveat": caveat,
         }
         run.write_json("config.json", config)
         run.write_json("environment.json", environment(str(dev)))
@@ -426,7 +437,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         if leaderboard:
             from hdrbench.evaluate.leaderboard import update_leaderboard
 
-            lb = update_leaderboard(records, dataset=ds.name, results=results)
+            lb = update_leaderboard(records, dataset=ds.name, results=results, caveat=caveat)
             log.info("leaderboard updated: %s", lb)
         if publish:
             published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,

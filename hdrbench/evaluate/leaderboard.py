@@ -6,6 +6,12 @@ paper's tables and in ``hdrbench tables``) over the valid values, ``n_images`` (
 and ``n_failed`` (failed rows: ``error`` set, or a NaN value). Failed rows are left out of the mean and
 counted, never dropped silently; the conventions are those of :mod:`hdrbench.report.aggregate`.
 
+Partial and provisional results. ``caveat`` is empty for a full evaluation of a finished model; otherwise it
+says why the block is not one (``partial: 2 of 8 scenes`` for a ``limit`` run, ``incomplete checkpoint:
+iteration 3 of 8``, ``fallback checkpoint: checkpoint.prev.pt``). The text view marks such blocks and never
+lets one shadow a full evaluation as a method's latest entry. Files written before the column existed are
+read with an empty caveat and rewritten with the column on their next update.
+
 Concurrency and crashes. An update takes a ``filelock.FileLock`` on ``<file>.lock``, reads the current file,
 replaces the rows of its own ``run_id`` (so re-writing one run is idempotent), writes the whole table to a
 temporary file in the same folder, fsyncs and ``os.replace``-s it over the leaderboard. Two concurrent
@@ -36,8 +42,10 @@ GROUP_KEYS: tuple[str, ...] = (
 )
 #: Column order of a leaderboard CSV.
 LEADERBOARD_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
-    "mean", "std", "n_images", "n_failed", "seed", "hdrbench_version", "torch_version", "timestamp",
+    "mean", "std", "n_images", "n_failed", "seed", "hdrbench_version", "torch_version", "timestamp", "caveat",
 )
+#: The column order before ``caveat`` was added (still read; rows get an empty caveat).
+_COLUMNS_WITHOUT_CAVEAT: tuple[str, ...] = LEADERBOARD_COLUMNS[:-1]
 LOCK_TIMEOUT_S = 600.0
 
 
@@ -55,8 +63,9 @@ def _fmt(x: float) -> str:
     return "nan" if math.isnan(x) else ("inf" if x == math.inf else ("-inf" if x == -math.inf else repr(float(x))))
 
 
-def aggregate(records: Iterable[dict]) -> list[dict]:
-    """Aggregate record dicts into leaderboard rows (one per :data:`GROUP_KEYS` combination), in first-seen order."""
+def aggregate(records: Iterable[dict], caveat: str = "") -> list[dict]:
+    """Aggregate record dicts into leaderboard rows (one per :data:`GROUP_KEYS` combination), in first-seen order;
+    every row gets ``caveat`` (see the module docstring)."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         key = tuple(_ev_key(r[k]) if k == "ev" else str(r[k]) for k in GROUP_KEYS)
@@ -76,7 +85,8 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
         row = dict(zip(GROUP_KEYS, key))
         row.update(mean=_fmt(mean), std=_fmt(std), n_images=str(len(valid)), n_failed=str(failed),
                    seed=str(first.get("seed", "")), hdrbench_version=str(first.get("hdrbench_version", "")),
-                   torch_version=str(first.get("torch_version", "")), timestamp=str(first.get("timestamp", "")))
+                   torch_version=str(first.get("torch_version", "")), timestamp=str(first.get("timestamp", "")),
+                   caveat=str(caveat))
         out.append(row)
     return out
 
@@ -94,12 +104,13 @@ def read_leaderboard_file(path: str | Path) -> list[dict]:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             return []
-        if tuple(reader.fieldnames) != LEADERBOARD_COLUMNS:
+        if tuple(reader.fieldnames) not in (LEADERBOARD_COLUMNS, _COLUMNS_WITHOUT_CAVEAT):
             raise InputError(f"{path}: not a leaderboard of this schema (columns {reader.fieldnames}); move it aside")
         rows = list(reader)
     for i, r in enumerate(rows):
         if None in r or any(v is None for v in r.values()):
             raise InputError(f"{path}: row {i + 2} has the wrong number of fields")
+        r.setdefault("caveat", "")
     return rows
 
 
@@ -118,18 +129,20 @@ def _remove_orphans(path: Path) -> None:
             pass
 
 
-def update_leaderboard(records: Iterable[dict], *, dataset: str, results: str | Path | None = None) -> Path:
+def update_leaderboard(records: Iterable[dict], *, dataset: str, results: str | Path | None = None,
+                       caveat: str = "") -> Path:
     """Merge the aggregates of ``records`` into the dataset's leaderboard, atomically and under a file lock.
 
     Args:
         records: record dicts (:data:`hdrbench.evaluate.records.COLUMNS`), usually one run's.
         dataset: dataset name (selects the file through its slug).
         results: results folder (default :func:`hdrbench.paths.results_dir`).
+        caveat: empty for a full evaluation of a finished model, else why it is not one (module docstring).
 
     Returns:
         The leaderboard path.
     """
-    new = aggregate(records)
+    new = aggregate(records, caveat)
     path = leaderboard_path(dataset, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ids = {r["run_id"] for r in new}
@@ -155,12 +168,16 @@ def leaderboard_text(dataset: str, *, results: str | Path | None = None, all_run
         df[c] = pd.to_numeric(df[c], errors="coerce")
     for c in ("n_images", "n_failed"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(int)
+    df["caveat"] = df["caveat"].fillna("").astype(str)
     if not all_runs:
         # Latest run per method and protocol: an evaluation under a second protocol does not hide the first.
-        # Stack rows carry no protocol, so they come from each method's latest run.
+        # Stack rows carry no protocol, so they come from each method's latest run. A run with a caveat
+        # (partial, incomplete model) is shown only when the method has no full run (sorted first, so a
+        # full run is always the last).
         keys = ["method", "split", "resolution", "protocol"]
-        latest = df.sort_values("timestamp", kind="stable").groupby(keys)["run_id"].last().reset_index()
-        df = df.merge(latest, on=[*keys, "run_id"], how="inner")
+        df = df.assign(_full=df["caveat"] == "")
+        latest = df.sort_values(["_full", "timestamp"], kind="stable").groupby(keys)["run_id"].last().reset_index()
+        df = df.merge(latest, on=[*keys, "run_id"], how="inner").drop(columns="_full")
     out = [f"leaderboard {path}"]
     hdr = df[df["target"] == "hdr"]
     if len(hdr):
@@ -169,7 +186,10 @@ def leaderboard_text(dataset: str, *, results: str | Path | None = None, all_run
         idx = ["method", "split", "resolution", "protocol"] + (["run_id"] if all_runs else [])
         table = hdr.pivot_table(index=idx, columns="metric", values="cell", aggfunc="first")
         n = hdr.groupby(idx)["n_images"].max().rename("n")
-        out += ["", "HDR metrics (mean ± std over images):", table.join(n).to_string()]
+        table = table.join(n)
+        if (hdr["caveat"] != "").any():
+            table = table.join(hdr.groupby(idx)["caveat"].first())
+        out += ["", "HDR metrics (mean ± std over images):", table.to_string()]
     st = df[df["target"] == "stack"].copy()
     if len(st):
         st["ev"] = pd.to_numeric(st["ev"], errors="coerce")
@@ -177,6 +197,8 @@ def leaderboard_text(dataset: str, *, results: str | Path | None = None, all_run
         idx = ["method", "split", "resolution"] + (["run_id"] if all_runs else [])
         table = st.groupby(idx + ["side", "metric"])["mean"].mean().unstack(["metric", "side"])
         table.columns = [f"{m} {s}" for m, s in table.columns]
+        if (st["caveat"] != "").any():
+            table = table.join(st.groupby(idx)["caveat"].first())
         out += ["", "Stack metrics (mean over images, averaged over the positive / negative EVs):",
                 table.sort_index(axis=1).to_string(float_format=lambda v: f"{v:.4g}")]
     return "\n".join(out)

@@ -82,20 +82,64 @@ class TrainedMethod(Method):
 
     def config(self) -> dict[str, Any]:
         out = {**super().config(), "checkpoint": str(self.checkpoint),
-               **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}}
+               **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "fallback", "preset", "dataset",
+                                                "seed", "identity")}}
         if self.info.get("weights"):
             out["weights"] = self.info["weights"]
         if self.info.get("official_weights"):
             out["official_weights"] = self.info["official_weights"]
         return out
 
+    def caveat(self) -> str:
+        """Why scores of this model are not those of a finished training run ("" when they are).
+
+        An incomplete checkpoint (a run stopped before its last iteration) or a fallback (``checkpoint.prev.pt``
+        because ``checkpoint.pt`` failed verification, or a kept checkpoint of an earlier configuration because
+        the run folder has no good current one) is a provisional model.
+        Official weights are a finished model.
+        """
+        if "weights" in self.info:
+            return ""
+        parts = []
+        if not self.info.get("complete"):
+            parts.append(f"incomplete checkpoint: iteration {self.info.get('iteration')} of {self.info.get('iters')}")
+        if self.info.get("fallback"):
+            parts.append(f"fallback checkpoint: {self.checkpoint.name}")
+        return "; ".join(parts)
+
+    def describe_checkpoint(self) -> str:
+        """One line for consoles and logs: which checkpoint is scored, its iteration and completeness."""
+        if "weights" in self.info:
+            return f"official weights {self.checkpoint}"
+        state = "complete" if self.info.get("complete") else "INCOMPLETE"
+        fallback = (", fallback: the run folder's checkpoint.pt is missing or failed verification"
+                    if self.info.get("fallback") else "")
+        return (f"checkpoint {self.checkpoint} (iteration {self.info.get('iteration')} of {self.info.get('iters')}, "
+                f"{state}{fallback})")
+
+
+def check_publishable(method: Method, allow_incomplete: bool = False) -> str:
+    """The leaderboard caveat of ``method`` (see :meth:`TrainedMethod.caveat`); "" for training-free methods.
+
+    Raises:
+        InputError: the method is an incomplete or fallback checkpoint and ``allow_incomplete`` is False;
+            the message names the checkpoint and how to proceed.
+    """
+    caveat = method.caveat() if isinstance(method, TrainedMethod) else ""
+    if caveat and not allow_incomplete:
+        raise InputError(f"refusing to score {method.describe_checkpoint()} for the leaderboard: {caveat}. Finish "
+                         "the training (hdrbench train --resume, or hdrbench run), or pass --allow-incomplete to "
+                         "score it anyway (its leaderboard rows are then marked), or --no-leaderboard")
+    return caveat
+
 
 def find_checkpoint(name: str, dataset: str, *, preset: str | None = None,
                     runs: str | os.PathLike | None = None) -> Path:
     """The checkpoint of recipe ``name`` trained on ``dataset`` (optionally of one preset).
 
-    Looks at ``<runs>/<name>__<dataset-slug>/checkpoint.pt`` first, then at checkpoints kept there from
-    earlier configurations (``checkpoint-<hash>.pt``, newest first).
+    Looks at ``<runs>/<name>__<dataset-slug>/checkpoint.pt`` first (``checkpoint.prev.pt`` when it fails
+    verification: the method is then marked as a fallback), then at checkpoints kept there from earlier
+    configurations (``checkpoint-<identity>-it<n>.pt``, newest first).
 
     Raises:
         InputError: nothing trained for that recipe, dataset (and preset); the message says how to train it.
@@ -157,13 +201,14 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
         if checkpoint is not None:
             raise InputError(f"trained method {name!r}: give a checkpoint or official weights, not both")
         return _from_official_weights(name, weights, preset=preset or "paper", device=torch.device(device))
-    if checkpoint is None:
+    looked_up = checkpoint is None
+    if looked_up:
         if dataset is None:
             raise InputError(f"trained method {name!r}: give the dataset it was trained on (or a checkpoint path)")
         checkpoint = find_checkpoint(name, dataset, preset=preset)
     path = Path(checkpoint)
     device = torch.device(device)
-    state = ckpt.load_checkpoint(path, map_location=device)
+    state = ckpt.verify_checkpoint(path, map_location=device)
     recipe = state.get("recipe") or {}
     if recipe.get("name") != name:
         raise InputError(f"checkpoint {path} holds recipe {recipe.get('name')!r}, not {name!r}")
@@ -173,7 +218,12 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     task = get_task_class(recipe["task"])(recipe, device)
     ckpt.restore_modules(task.modules(), state, str(path))
     model = task.inference_model().to(device).eval()
-    info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}
+    info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
+                                                    "identity")}
+    # Looked up without a preset, anything but checkpoint.pt means the run folder's latest checkpoint failed
+    # verification (checkpoint.prev.pt) or is missing (a kept checkpoint of an earlier configuration).
+    info["fallback"] = path.name == ckpt.PREVIOUS_NAME or (looked_up and preset is None
+                                                           and path.name != ckpt.CHECKPOINT_NAME)
     info["card"] = recipe.get("card", {})
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)

@@ -23,6 +23,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -75,6 +76,29 @@ def resume_key(recipe: Mapping[str, Any]) -> str:
     core = dict(recipe)
     core["schedule"] = {k: v for k, v in dict(recipe.get("schedule") or {}).items() if k not in _RESUMABLE_KEYS}
     return recipe_hash(core)
+
+
+def dataset_identity(dataset_obj: Any, dataset_name: str) -> dict[str, Any]:
+    """What identifies the training data of a dataset object: its ``describe()`` (name, card, root,
+    resolution, reader options such as ``n_train``) without keys that only say where files are cached."""
+    describe = getattr(dataset_obj, "describe", None)
+    info = dict(describe()) if callable(describe) else {"name": dataset_name}
+    info.pop("cache", None)
+    return info
+
+
+def training_identity(recipe: Mapping[str, Any], dataset_info: Mapping[str, Any], seed: int) -> str:
+    """Short hash of everything that changes what is trained: the resolved recipe (overrides included), the
+    dataset and its options (see :func:`dataset_identity`) and the seed.
+
+    The schedule keys a resumed run may change (``_RESUMABLE_KEYS``) are left out, as in :func:`resume_key`:
+    a run extended to more iterations keeps its identity.
+    """
+    import hashlib
+
+    text = json.dumps({"recipe": resume_key(recipe), "dataset": dict(dataset_info), "seed": int(seed)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def resolve_recipe(recipe: str | os.PathLike | Mapping[str, Any], *, preset: str | None = None,
@@ -156,18 +180,38 @@ def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool)
     return out
 
 
+def archive_name(identity: str, iteration: Any) -> str:
+    """File name a checkpoint is kept under when a fresh run of another configuration starts in its folder."""
+    return f"checkpoint-{identity}-it{iteration}.pt"
+
+
 def _archive_previous(run_dir: Path) -> None:
-    """Before a fresh (not resumed) run: keep an existing checkpoint as ``checkpoint-<hash>.pt``."""
-    current = run_dir / ckpt.CHECKPOINT_NAME
-    if current.is_file():
+    """Before a fresh (not resumed) run: keep the run folder's newest good checkpoint as
+    ``checkpoint-<identity>-it<iteration>.pt`` (see :func:`training_identity`), so that runs differing in any
+    setting that changes what is trained never overwrite each other.
+
+    ``checkpoint.prev.pt`` (an older snapshot of the same run) is removed when ``checkpoint.pt`` is good and
+    archived in its place when it is not; an unreadable file is kept as ``checkpoint-unreadable-<n>.pt``.
+    """
+    kept = False
+    for name in (ckpt.CHECKPOINT_NAME, ckpt.PREVIOUS_NAME):
+        path = run_dir / name
+        if not path.is_file():
+            continue
         try:
-            old_hash = ckpt.peek(current).get("recipe_hash", "unknown")
+            meta = ckpt.verify_checkpoint(path)
         except InputError:
-            old_hash = "unreadable"
-        os.replace(current, run_dir / f"checkpoint-{old_hash}.pt")
-    prev = run_dir / ckpt.PREVIOUS_NAME
-    if prev.is_file():
-        prev.unlink()
+            n = 0
+            while (run_dir / f"checkpoint-unreadable-{n}.pt").exists():
+                n += 1
+            os.replace(path, run_dir / f"checkpoint-unreadable-{n}.pt")
+            continue
+        if kept:
+            path.unlink()
+            continue
+        identity = meta.get("identity") or f"hash{meta.get('recipe_hash', 'unknown')}-seed{meta.get('seed', 'x')}"
+        os.replace(path, run_dir / archive_name(identity, meta.get("iteration")))
+        kept = True
 
 
 class _Log:
@@ -262,7 +306,10 @@ def train(
             scales its losses with the ``scaler`` attribute the trainer sets (``supports_grad_scaler = True``).
         channels_last: convert networks and 4-D batch tensors to the channels-last memory format.
         compile: ``torch.compile`` every network (in place, ``nn.Module.compile``).
-        resume: continue from the run folder's latest checkpoint (fresh start when there is none).
+        resume: continue from the run folder's latest good checkpoint (``checkpoint.pt``, else
+            ``checkpoint.prev.pt``, with a warning). A folder without checkpoint files starts from iteration 0;
+            one whose checkpoint files all fail verification is an error naming them (run without ``resume``
+            to start afresh: the unreadable files are kept aside, not overwritten).
         out: run folder (default ``runs/<method>__<dataset-slug>``).
         seed: seed of weights, data order and augmentation.
         preset: recipe preset (when ``recipe`` is a name or path).
@@ -276,7 +323,8 @@ def train(
 
     Raises:
         TrainingDivergedError: a loss became NaN/Inf (names the iteration and the loss term).
-        InputError: bad options, or ``resume`` onto a checkpoint of another recipe configuration.
+        InputError: bad options, ``resume`` onto a checkpoint of another configuration (recipe, dataset,
+            seed), or ``resume`` in a folder whose checkpoints are all unreadable.
     """
     if amp not in (None, "bf16", "fp16"):
         raise InputError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
@@ -307,6 +355,8 @@ def train(
         raise InputError("device 'cuda' was asked for but CUDA is not available")
     dataset_obj, dataset_name = resolve_dataset(dataset, root)
     run_dir = run_dir_for(recipe.name, dataset_name, out)
+    data_info = dataset_identity(dataset_obj, dataset_name)
+    identity = training_identity(recipe, data_info, seed)
     ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
     main = info.is_main
     if main:  # an unwritable run folder fails now, not at the first checkpoint
@@ -329,9 +379,19 @@ def train(
         start = 0
         if resume:
             found = ckpt.latest(run_dir)
+            # Only when checkpoint.pt was passed over: naming the bad files costs another full read.
+            bad = ckpt.unreadable(run_dir) if found is None or found.name != ckpt.CHECKPOINT_NAME else []
+            if found is None and bad:
+                raise InputError(f"cannot resume in {run_dir}: no readable checkpoint; " + "; ".join(bad)
+                                 + ". Run without --resume to start afresh (the unreadable files are then kept "
+                                 "as checkpoint-unreadable-<n>.pt, not overwritten).")
             if found is None:
                 log.write(f"resume: no checkpoint in {run_dir}; starting from iteration 0")
             else:
+                if found.name == ckpt.PREVIOUS_NAME:
+                    msg = f"resume: {'; '.join(bad)}; resuming from the previous checkpoint {found}"
+                    log.write(msg)
+                    print(msg, file=sys.stderr)
                 state = ckpt.load_checkpoint(found, map_location=device)
                 stored = state.get("recipe", {})
                 if resume_key(stored) != resume_key(recipe):
@@ -339,6 +399,13 @@ def train(
                         f"cannot resume from {found}: it was trained with recipe hash {state.get('recipe_hash')} "
                         f"(preset {stored.get('preset')!r}), this run resolves to {rhash} (preset {recipe.preset!r}); "
                         "use the same recipe, preset and batch size, or train without --resume")
+                if int(state.get("seed", seed)) != int(seed):
+                    raise InputError(f"cannot resume from {found}: it was trained with seed {state.get('seed')}, "
+                                     f"this run has seed {seed}; use the same seed, or train without --resume")
+                if "dataset_info" in state and dict(state["dataset_info"]) != data_info:
+                    raise InputError(f"cannot resume from {found}: it was trained on {state['dataset_info']}, this "
+                                     f"run's data is {data_info}; use the same dataset options and resolution, or "
+                                     "train without --resume")
                 start = ckpt.restore_training(state, modules=modules, optimizers=optimizers, schedulers=schedulers,
                                               scaler=scaler, data=data, path=str(found))
                 log.write(f"resumed from {found} at iteration {start}")
@@ -347,6 +414,7 @@ def train(
         dist_utils.barrier()
 
         settings = {"recipe": dict(recipe), "recipe_hash": rhash, "dataset": dataset_name, "seed": seed,
+                "identity": identity, "dataset_info": data_info,
                     "device": str(device), "amp": amp, "channels_last": channels_last, "compile": compile,
                     "world_size": info.world_size, "batch_size_per_process": batch, "iters": total}
         if main:
@@ -362,8 +430,13 @@ def train(
                     data_state=data.state_dict(), recipe=recipe, recipe_hash=rhash, scaler=scaler,
                     extra={"dataset": dataset_name, "preset": recipe.preset, "method": recipe.name, "seed": seed,
                            "iters": total, "complete": iteration >= total, "amp": amp,
-                           "world_size": info.world_size})
-                ckpt.save_checkpoint(ckpt_path, state)
+                           "world_size": info.world_size, "identity": identity, "dataset_info": data_info})
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    ckpt.save_checkpoint(ckpt_path, state)
+                for w in caught:  # a corrupt checkpoint.pt that was not rotated: say so plainly, once per save
+                    log.write(str(w.message))
+                    print(f"warning: {w.message}", file=sys.stderr)
             dist_utils.barrier()
 
         autocast = autocast_context(device, amp)

@@ -21,6 +21,21 @@ QUANTILES = ("inverse-cdf", "nearest")
 RANGE_SLACK = 1e-4
 
 
+def solve_each(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.solve(a, b)`` for a batch ``(B, n, n)``, ``(B, n, k)``, one matrix at a time.
+
+    A batched CPU solve runs LAPACK's factorisation of several matrices at once on torch's threads. With
+    oneMKL, after ``torch.set_num_threads`` (``--threads``) that path has been measured to return invalid
+    pivots (``Intel oneMKL ERROR: Parameter 6 was incorrect on entry to DLASWP``, then a RuntimeError, or
+    numbers that differ between runs); solving each matrix on its own gives the same numbers as the
+    batched solve on one thread, whatever the thread settings. The systems here are small (at most a few
+    hundred unknowns, a few matrices), so the loop costs nothing measurable.
+    """
+    if a.device.type != "cpu" or a.dim() != 3:
+        return torch.linalg.solve(a, b)
+    return torch.stack([torch.linalg.solve(a[i], b[i]) for i in range(a.shape[0])])
+
+
 def check_stack(stack: torch.Tensor, name: str = "stack") -> torch.Tensor:
     """Validate an exposure stack.
 

@@ -35,6 +35,7 @@ from hdrbench.imaging.calibration.common import (
     chromaticity_scale,
     deb97_table,
     sample_codes,
+    solve_each,
     to_levels,
 )
 
@@ -96,7 +97,7 @@ def gsolve(
     diag = ata.diagonal(dim1=1, dim2=2)
     free = diag == 0
     diag += free.to(diag.dtype)
-    x = torch.linalg.solve(ata, atb)
+    x = solve_each(ata, atb)  # not batched: see solve_each
     return x[:, :n, 0]
 
 

@@ -31,6 +31,7 @@ from hdrbench.imaging.calibration.common import (
     check_stack,
     chromaticity_scale,
     sample_codes,
+    solve_each,
     to_levels,
 )
 
@@ -94,7 +95,7 @@ def _solve_coefficients(m: torch.Tensor, valid: torch.Tensor, ratios: torch.Tens
     # A tiny ridge keeps channels with almost no valid pairs solvable; it is 1e-12 of the trace.
     ridge = 1e-12 * ata.diagonal(dim1=1, dim2=2).sum(-1).clamp_min(1e-300)
     ata = ata + ridge[:, None, None] * torch.eye(order, dtype=m.dtype)
-    c = torch.linalg.solve(ata, atb)[..., 0]
+    c = solve_each(ata, atb)[..., 0]  # not batched: see solve_each
     coeffs = torch.cat([c, 1.0 - c.sum(-1, keepdim=True)], dim=-1)
     resid = (d @ c.unsqueeze(-1) + f)[..., 0]
     err = (resid**2).sum(-1) / wv.reshape(m.shape[0], -1).sum(-1).clamp_min(1)
