@@ -41,7 +41,7 @@ from hdrbench.train.recipes import Recipe, deep_merge, load_recipe, recipe_hash
 from hdrbench.train.task import TASKS, TrainTask
 
 #: Modules whose import registers training tasks (explicit; nothing scans file names).
-TASK_MODULES = ("hdrbench.train.proposed_task", "hdrbench.train.baseline_tasks")
+TASK_MODULES = ("hdrbench.train.proposed_task", "hdrbench.train.baselines")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
