@@ -32,12 +32,14 @@ def train(
     progress: bool = True,
     dataset_options: dict[str, Any] | None = None,
     resolution: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Train recipe ``method`` on ``dataset``; return the final checkpoint path.
 
     See :func:`hdrbench.train.trainer.train` for every argument; ``dataset`` is a dataset name or object.
     ``dataset_options`` (reader options such as ``n_train`` for ``synthetic``) and ``resolution`` (the
     reader's resolution policy) are passed to :func:`hdrbench.data.get_dataset` when ``dataset`` is a name.
+    ``overrides`` are recipe overrides (``{"fidelity": "corrected", "loss.cobi_features": "rgb-patch"}``).
     """
     from hdrbench.train.trainer import train as _train
 
@@ -47,7 +49,7 @@ def train(
         dataset = get_dataset(dataset, root=root, resolution=resolution, **dict(dataset_options or {}))
     return _train(method, dataset, root=root, preset=preset, iters=iters, batch_size=batch_size, device=device,
                   amp=amp, channels_last=channels_last, compile=compile, resume=resume, out=out, seed=seed,
-                  progress=progress)
+                  progress=progress, overrides=overrides)
 
 
 @dataclass
@@ -127,6 +129,7 @@ def run(
     eval_out: str | os.PathLike | None = None,
     leaderboard: bool = True,
     progress: bool = True,
+    overrides: dict[str, Any] | None = None,
     **evaluate_options: Any,
 ) -> RunResult:
     """Train ``method`` on ``dataset`` when no checkpoint of that configuration exists, then evaluate it.
@@ -148,6 +151,8 @@ def run(
         eval_out: parent folder of the evaluation run folder (default ``runs/``).
         leaderboard: update ``results/leaderboard-<dataset>.csv``.
         progress: progress bars.
+        overrides: recipe overrides (``{"fidelity": "corrected"}``), part of the recipe hash; for a
+            training-free method they are its method options.
         **evaluate_options: further keyword arguments of ``evaluate`` (``stack_metrics``, ``hdr_metrics``,
             ``resolution``, ``dataset_options``...).
     """
@@ -157,6 +162,9 @@ def run(
 
     dataset_options = dict(evaluate_options.pop("dataset_options", None) or {})
     if is_reference_method(method):
+        if overrides:
+            evaluate_options["method_options"] = {**dict(evaluate_options.get("method_options") or {}),
+                                                  **dict(overrides)}
         path = evaluate(method, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
                         root=root, seed=seed, progress=progress, leaderboard=leaderboard,
                         dataset_options=dataset_options, **evaluate_options)
@@ -166,7 +174,7 @@ def run(
     from hdrbench.train.trainer import train as _train
     from hdrbench.train.recipes import load_recipe
 
-    overrides = {}
+    overrides = dict(overrides or {})
     if iters is not None:
         overrides["schedule.iters"] = iters
     if batch_size is not None:

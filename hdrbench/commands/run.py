@@ -3,7 +3,7 @@ update the leaderboard, and say where everything went."""
 
 from __future__ import annotations
 
-from hdrbench.commands.train import add_training_arguments, apply_threads, options
+from hdrbench.commands.train import add_training_arguments, apply_threads, options, recipe_options
 
 
 def register(sub) -> None:
@@ -46,6 +46,7 @@ def run(args) -> int:
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
                          resolution=args.resolution, publish=args.publish_records,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
+                         overrides=recipe_options(args.method_option),
                          stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics))
     finally:
         dist_utils.shutdown()

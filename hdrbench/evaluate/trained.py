@@ -82,7 +82,8 @@ class TrainedMethod(Method):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "checkpoint": str(self.checkpoint),
-                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}}
+                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
+                                                 "fidelity", "training")}}
 
 
 def find_checkpoint(name: str, dataset: str, *, preset: str | None = None,
@@ -170,6 +171,8 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     model = task.inference_model().to(device).eval()
     info = {k: v for k, v in state.items() if k in ("iteration", "iters", "complete", "preset", "dataset", "seed")}
     info["card"] = recipe.get("card", {})
+    info["fidelity"] = recipe.get("fidelity")
+    info["training"] = state.get("task_info")
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)
 
