@@ -14,7 +14,12 @@ Normalisation choices (``normalize``):
   near, not exactly at, 1. It fixes the absolute scale of the HDR images the reference produced.
 * ``"max"``: every balanced channel is divided by the largest balanced value over all channels, so the
   brightest channel peaks at exactly 1 (the evident intent of the normalisation).
+* ``"official"``: the official Python port: every balanced curve is divided by the maximum of the last
+  (blue) channel's *unbalanced* curve taken over the *whole batch* (the port's maximum runs over the
+  batch axis too), so the scenes of a batch share one divisor. Identical to ``"toolbox"`` for one scene.
 * ``"none"``: balanced curves with ``g(128) = 0`` (value 1 at code 128 before balancing).
+
+The keyword is ``normalize``; ``normalise`` is accepted as its alias.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from hdrbench.imaging.calibration.common import (
     to_levels,
 )
 
-NORMALIZATIONS = ("toolbox", "max", "none")
+NORMALIZATIONS = ("toolbox", "max", "official", "none")
+#: Least-squares solvers of :func:`gsolve`.
+SOLVERS = ("normal", "lstsq")
 
 
 def gsolve(
@@ -103,6 +110,8 @@ def debevec_inverse_crf(
     quantile: str = "inverse-cdf",
     balance: bool = True,
     normalize: str = "toolbox",
+    normalise: str | None = None,
+    solver: str = "normal",
 ) -> torch.Tensor:
     """Recover inverse camera responses with Debevec-Malik, batched over scenes and channels.
 
@@ -116,7 +125,10 @@ def debevec_inverse_crf(
             see :func:`~hdrbench.imaging.calibration.common.grossberg_samples`).
         n_samples: samples per exposure (toolbox default 256).
         balance: apply the toolbox's chromaticity balance (mid code made grey).
-        normalize: ``"toolbox"``, ``"max"`` or ``"none"`` (see the module docstring).
+        normalize: ``"toolbox"``, ``"max"``, ``"official"`` or ``"none"`` (see the module docstring).
+        normalise: alias of ``normalize`` (give one of the two).
+        solver: ``"normal"`` (normal equations, default) or ``"lstsq"`` (the minimum-norm SVD solve that
+            numpy's ``lstsq`` in the official code uses); see :func:`gsolve`.
 
     Returns:
         ``(N, C, 256)`` tensor on the stack's device and dtype: linear relative irradiance for each
@@ -127,6 +139,12 @@ def debevec_inverse_crf(
         InputError: malformed stack/exposure times or unknown ``normalize``.
     """
     check_stack(stack)
+    if normalise is not None:
+        if normalize != "toolbox" and normalize != normalise:
+            raise InputError(f"give normalize or its alias normalise, not both ({normalize!r} vs {normalise!r})")
+        normalize = normalise
+    if solver not in SOLVERS:
+        raise InputError(f"solver must be one of {SOLVERS}; got {solver!r}")
     if normalize not in NORMALIZATIONS:
         raise InputError(f"normalize must be one of {NORMALIZATIONS}; got {normalize!r}")
     if smoothing < 0 or not np.isfinite(smoothing):
@@ -140,9 +158,10 @@ def debevec_inverse_crf(
     levels = to_levels(stack).cpu()
     samples = sample_codes(levels, int(n_samples), sampling, quantile)  # (N, C, S, E)
     log_t = torch.log(times).unsqueeze(1).expand(n, c, e).reshape(n * c, e)
-    g = gsolve(samples.reshape(n * c, -1, e), log_t, float(smoothing), deb97_table())
+    g = gsolve(samples.reshape(n * c, -1, e), log_t, float(smoothing), deb97_table(), method=solver)
     lin = torch.exp(g).reshape(n, c, N_LEVELS)
     out = lin.clone()
+    batch_max = lin[:, -1].max()  # "official": one divisor for the whole batch
     for i in range(n):
         if balance and c > 1:
             # Toolbox: FindChromaticyScale([0.5 0.5 0.5], lin_fun(128, :)) -> 0-based code 127.
@@ -150,6 +169,8 @@ def debevec_inverse_crf(
             out[i] = lin[i] * scale.unsqueeze(1)
         if normalize == "toolbox":
             out[i] = out[i] / lin[i, -1].max()
+        elif normalize == "official":
+            out[i] = out[i] / batch_max
         elif normalize == "max":
             out[i] = out[i] / out[i].max()
     return out.to(device=stack.device, dtype=stack.dtype)

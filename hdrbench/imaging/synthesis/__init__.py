@@ -7,7 +7,14 @@ from hdrbench.imaging.synthesis.linearize import (
     lookup_table,
     slope_table,
 )
-from hdrbench.imaging.synthesis.merge import INVERSE_CRFS, MERGES, HDRSynthesisLayer, MergeResult, merge_stack
+from hdrbench.imaging.synthesis.merge import (
+    INVERSE_CRFS,
+    MERGES,
+    OFFICIAL_LAYER,
+    HDRSynthesisLayer,
+    MergeResult,
+    merge_stack,
+)
 from hdrbench.imaging.synthesis.weights import WEIGHTS, weight_function
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "INVERSE_CRFS",
     "MERGES",
     "MergeResult",
+    "OFFICIAL_LAYER",
     "PiecewiseLinear",
     "PolynomialLinearize",
     "WEIGHTS",

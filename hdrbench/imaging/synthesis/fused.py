@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch.autograd import Function
 
+from hdrbench.errors import InputError
 from hdrbench.imaging.calibration.common import N_LEVELS
 from hdrbench.imaging.synthesis import native
 from hdrbench.imaging.synthesis.linearize import slope_table
@@ -38,13 +39,22 @@ def log_tables(table: torch.Tensor, floor: float, delta: float) -> tuple[torch.T
     return torch.log(clamped), slope
 
 
+#: Saturation fallback rules of :func:`fallback_pixels`.
+FALLBACKS = ("per-channel", "channel-coupled")
+
+
 def fallback_pixels(x: torch.Tensor, total: torch.Tensor | None, times: torch.Tensor, saturation: float, *,
-                    low: torch.Tensor | None = None):
+                    low: torch.Tensor | None = None, fallback: str = "per-channel"):
     """Pixels of the saturation fallback and the exposure each takes its value from.
 
-    Where the total weight is <= ``saturation`` (per pixel and channel), a mid exposure above 0.5 takes
-    the shortest exposure's ``lin / t`` and one below 0.5 the longest's (HDR Toolbox); exactly 0.5 keeps
-    the merge.
+    Where the total weight is <= ``saturation``, a mid exposure above 0.5 takes the shortest exposure's
+    ``lin / t`` and one below 0.5 the longest's (HDR Toolbox); exactly 0.5 keeps the merge.
+
+    * ``fallback="per-channel"`` (default): decided per pixel and channel, as the toolbox intends.
+    * ``fallback="channel-coupled"`` (the official Python port): the "above 0.5" and "below 0.5" masks
+      are each summed over the channels and repeated on every channel, so one channel's fallback
+      replaces all three channels of the pixel (each with its own channel's value of the chosen
+      exposure); where both masks hold, the "below 0.5" one, applied second, wins.
 
     Args:
         x: ``(N, E, C, H, W)`` detached stack.
@@ -53,10 +63,15 @@ def fallback_pixels(x: torch.Tensor, total: torch.Tensor | None, times: torch.Te
         saturation: threshold.
         low: optional int64 flat indices into ``(N, C, H, W)`` of the pixels with ``total <= saturation``,
             where the caller found them already (the native kernel does).
+        fallback: ``"per-channel"`` or ``"channel-coupled"``.
 
     Returns:
         ``(ni, ei, ci, hi, wi)`` int64 index tensors (M,), possibly empty.
     """
+    if fallback == "channel-coupled":
+        return _coupled_fallback_pixels(x, total, times, saturation, low)
+    if fallback != "per-channel":
+        raise InputError(f"saturation_fallback must be one of {FALLBACKS}; got {fallback!r}")
     if low is None:
         ni, ci, hi, wi = (total <= saturation).nonzero(as_tuple=True)
     else:
@@ -73,8 +88,29 @@ def fallback_pixels(x: torch.Tensor, total: torch.Tensor | None, times: torch.Te
     return ni, ei, ci, hi, wi
 
 
+def _coupled_fallback_pixels(x, total, times, saturation, low):
+    """:func:`fallback_pixels` with ``fallback="channel-coupled"``."""
+    n, e, c, h, w = x.shape
+    if low is None:
+        low_mask = total <= saturation
+    else:
+        low_mask = torch.zeros(n * c * h * w, dtype=torch.bool, device=x.device)
+        low_mask[low] = True
+        low_mask = low_mask.view(n, c, h, w)
+    if not bool(low_mask.any()):
+        empty = torch.zeros(0, dtype=torch.long, device=x.device)
+        return empty, empty, empty, empty, empty
+    order = torch.argsort(times, dim=1)
+    mid = x[torch.arange(n, device=x.device), order[:, e // 2]]  # (N, C, H, W)
+    bright = ((mid > 0.5) & low_mask).any(1, keepdim=True).expand(n, c, h, w)
+    dark = ((mid < 0.5) & low_mask).any(1, keepdim=True).expand(n, c, h, w)
+    ni, ci, hi, wi = (bright | dark).nonzero(as_tuple=True)
+    ei = torch.where(dark[ni, ci, hi, wi], order[ni, -1], order[ni, 0])
+    return ni, ei, ci, hi, wi
+
+
 class TableLogMerge(Function):
-    """``apply(x, weights, times, log_table, slope_table, lin_table, lin_slope, saturation) -> hdr``.
+    """``apply(x, weights, times, log_table, slope_table, lin_table, lin_slope, saturation[, fallback]) -> hdr``.
 
     Args (of ``apply``):
         x: ``(N, E, C, H, W)`` stack in [0, 1] (checked by the caller).
@@ -84,13 +120,15 @@ class TableLogMerge(Function):
         lin_table, lin_slope: ``(N, C, 256)`` ``max(T, floor)`` and its centred slope (0 where the floor is
             active), for the saturation fallback.
         saturation: total-weight threshold of the fallback (see :func:`fallback_pixels`).
+        fallback: the fallback rule, ``"per-channel"`` (default) or ``"channel-coupled"``.
 
     Returns:
         ``hdr`` ``(N, C, H, W)``.
     """
 
     @staticmethod
-    def forward(ctx, x, weights, times, log_table, slope_tab, lin_table, lin_slope, saturation):
+    def forward(ctx, x, weights, times, log_table, slope_tab, lin_table, lin_slope, saturation,
+                fallback="per-channel"):
         n, e, c, h, w = x.shape
         xd = x.detach()
         # Flat table index of every pixel, (scene, channel) offset + code. x is within [-1e-4, 1 + 1e-4] after
@@ -108,7 +146,7 @@ class TableLogMerge(Function):
         den = total + 1e-9
         hdr = torch.exp(logs.sum(1).div_(den))
         del logs
-        fallback = apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope)
+        fallback = apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope, rule=fallback)
         if ctx.needs_input_grad[0]:
             ws = slope_tab.reshape(-1).index_select(0, idx).view(n, e, c, h, w).mul_(weights)
             ctx.save_for_backward(ws, hdr, den, *fallback)
@@ -120,24 +158,25 @@ class TableLogMerge(Function):
         coef = merge_coefficient(grad_hdr, hdr, den, fallback)
         grad_x = ws * coef.unsqueeze(1)
         add_fallback_gradient(grad_x, grad_hdr, fallback)
-        return grad_x, None, None, None, None, None, None, None
+        return grad_x, None, None, None, None, None, None, None, None
 
 
 class NativeTableLogMerge(Function):
     """:class:`TableLogMerge` on the native CPU kernels (``native``): weights computed inside, not passed.
 
-    ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds) -> hdr`` with
+    ``apply(x, times, log_table, slope_table, lin_table, lin_slope, saturation, weight, bounds[, fallback]) -> hdr`` with
     ``weight`` a name of ``native.WEIGHT_CODES`` and ``bounds`` its ``(lo, hi)``; other arguments and the
     result as :class:`TableLogMerge`'s. The forward keeps only the stack (copied only if not contiguous) and
     ``hdr``; the backward recomputes codes, weights and their total from the stack.
     """
 
     @staticmethod
-    def forward(ctx, x, times, log_table, slope_tab, lin_table, lin_slope, saturation, weight, bounds):
+    def forward(ctx, x, times, log_table, slope_tab, lin_table, lin_slope, saturation, weight, bounds,
+                fallback="per-channel"):
         xd = x.detach().contiguous()  # the kernels' layout; kept for the backward, so it is copied at most once
         log_mean, low = native.log_merge_forward(xd, log_table, torch.log(times), weight, bounds, saturation)
         hdr = log_mean.exp_()
-        fallback = apply_fallback(hdr, xd, None, times, saturation, lin_table, lin_slope, low=low)
+        fallback = apply_fallback(hdr, xd, None, times, saturation, lin_table, lin_slope, low=low, rule=fallback)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(xd, slope_tab, hdr, *fallback)
             ctx.weight, ctx.bounds = weight, bounds
@@ -151,20 +190,22 @@ class NativeTableLogMerge(Function):
         if ni.numel():
             grad_x[ni, :, ci, hi, wi] = 0.0  # replaced pixels take no gradient from the merge
         add_fallback_gradient(grad_x, grad_hdr, fallback)
-        return grad_x, None, None, None, None, None, None, None, None
+        return grad_x, None, None, None, None, None, None, None, None, None
 
 
-def apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope, *, low=None) -> list[torch.Tensor]:
+def apply_fallback(hdr, xd, total, times, saturation, lin_table, lin_slope, *, low=None,
+                   rule: str = "per-channel") -> list[torch.Tensor]:
     """Write the saturation fallback into ``hdr`` ``(N, C, H, W)`` in place (see :func:`fallback_pixels`).
 
-    ``total`` (the total weights) or ``low`` (flat indices of the low-total pixels) locate the candidates.
+    ``total`` (the total weights) or ``low`` (flat indices of the low-total pixels) locate the candidates;
+    ``rule`` is :func:`fallback_pixels`'s ``fallback``.
 
     Returns:
         ``[ni, ei, ci, hi, wi, slope]``: the replaced pixels, the exposure each came from and
         ``d hdr / d x`` there (``lin_slope[k] / t``); the index tensors are empty when no pixel is replaced.
     """
     n, e, c = xd.shape[:3]
-    ni, ei, ci, hi, wi = fallback_pixels(xd, total, times, saturation, low=low)
+    ni, ei, ci, hi, wi = fallback_pixels(xd, total, times, saturation, low=low, fallback=rule)
     if not ni.numel():
         return [ni, ei, ci, hi, wi, hdr.new_empty(0)]
     k = (ni * c + ci) * N_LEVELS + torch.round(xd[ni, ei, ci, hi, wi] * _TOP).long().clamp_(0, _TOP)

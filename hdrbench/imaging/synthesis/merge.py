@@ -11,7 +11,8 @@ reference paper's official code ported it (2019 toolbox, no identity/reverse wei
    ``sum_j w_j f^-1(Z_j) / t_j / (sum_j w_j + 1e-9)``; ``w_time_sq``:
    ``sum_j w_j f^-1(Z_j) t_j / (sum_j w_j t_j^2 + 1e-9)``;
 5. saturation fallback: where the summed weight is <= 1e-4 (per pixel and channel), a mid exposure
-   brighter than 0.5 takes the shortest exposure's ``f^-1(Z)/t`` and a darker one the longest's.
+   brighter than 0.5 takes the shortest exposure's ``f^-1(Z)/t`` and a darker one the longest's
+   (``saturation_fallback="channel-coupled"``: the official port's masks, shared by the three channels).
 
 Linearised values are floored at 1e-7 before the log (the official code's guard against non-positive
 table entries; the MATLAB toolbox adds ``delta`` = 1/65536 instead, available as ``log_delta``).
@@ -23,6 +24,9 @@ Grossberg samples are histogram quantiles (``calibration={"quantile": "nearest"}
 toolbox's nearest-CDF rule). The common case (tabulated curve, nearest lookup, centred slope, log
 merge, detached weights) runs as one autograd node, ``fused.TableLogMerge``, on CPU stacks in its native
 form (``fused.NativeTableLogMerge``: C++ kernels compiled on first use, ``synthesis.native``).
+
+:data:`OFFICIAL_LAYER` collects the options that reproduce the official ``hdrlayer(lin_type='LUT',
+method='Debevec')`` exactly (checked against outputs of the official code in the tests).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from hdrbench.imaging.calibration import PolynomialCRF, debevec_inverse_crf, mit
 from hdrbench.imaging.calibration.common import N_LEVELS, check_exposure_times, check_stack
 from hdrbench.imaging.synthesis import native as native_kernels
 from hdrbench.imaging.synthesis.fused import (
+    FALLBACKS,
     NativeTableLogMerge,
     TableLogMerge,
     compiled_log_merge,
@@ -61,6 +66,27 @@ for _n in ("debevec", "mitsunaga-nayar", "gamma", "srgb", "linear"):
 MERGES: Registry = Registry("merge")
 for _n in ("log", "linear", "w_time_sq"):
     MERGES.register(_n, _n)
+
+#: ``merge_stack`` keyword arguments that reproduce the official code's ``hdrlayer(lin_type='LUT',
+#: method='Debevec')`` (a port of the 2019 HDR Toolbox ``BuildHDR(..., 'LUT', [], 'Deb97', 'log')``):
+#: Debevec-Malik with lambda 20, the toolbox's nearest-CDF Grossberg sampling, a least-squares solve
+#: (numpy ``lstsq``), the chromaticity balance and then division by the maximum of the unscaled last
+#: (blue) curve over the whole batch; nearest lookup with the listing's per-code-difference backward;
+#: linearised values floored at 1e-7, no log delta; Deb97 weights; log merge; the channel-coupled
+#: saturation fallback at total weight 1e-4. Use as ``merge_stack(stack, times, **OFFICIAL_LAYER)``.
+OFFICIAL_LAYER: dict = {
+    "inverse_crf": "debevec",
+    "weight": "deb97",
+    "merge": "log",
+    "lookup": "nearest",
+    "slope": "official",
+    "table_floor": 1e-7,
+    "log_delta": 0.0,
+    "saturation": 1e-4,
+    "saturation_fallback": "channel-coupled",
+    "calibration": {"smoothing": 20.0, "n_samples": 256, "sampling": "grossberg", "quantile": "nearest",
+                    "solver": "lstsq", "normalise": "official"},
+}
 
 
 class MergeResult(NamedTuple):
@@ -140,6 +166,7 @@ def merge_stack(
     table_floor: float = 1e-7,
     log_delta: float = 0.0,
     saturation: float = 1e-4,
+    saturation_fallback: str = "per-channel",
     calibration: dict | None = None,
     fused: bool = True,
     native: bool = True,
@@ -164,6 +191,9 @@ def merge_stack(
         table_floor: linearised values are floored here before the log merge (official code: 1e-7).
         log_delta: added inside the log (MATLAB toolbox: 1/65536; official Python: 0).
         saturation: total-weight threshold of the saturation fallback.
+        saturation_fallback: ``"per-channel"`` (default: each channel of a pixel falls back on its own) or
+            ``"channel-coupled"`` (the official port: a fallback in one channel replaces all three; see
+            ``fused.fallback_pixels``).
         calibration: keyword arguments for the CRF recovery (e.g. ``{"smoothing": 20.0}`` or ``{"order": 3}``).
         fused: compute the common case (tabulated inverse CRF that needs no gradient, nearest lookup, centred
             slope, log merge, detached weights) as one autograd node (``synthesis.fused``); ``False`` builds the
@@ -184,6 +214,8 @@ def merge_stack(
     check_stack(stack)
     n, e, c = stack.shape[:3]
     merge = MERGES.get(str(merge).lower())
+    if saturation_fallback not in FALLBACKS:
+        raise InputError(f"saturation_fallback must be one of {FALLBACKS}; got {saturation_fallback!r}")
     times = check_exposure_times(exposure_times, n, e, device=stack.device)
     table = _fusable_table(stack, times, inverse_crf, calibration) if (
         fused and merge == "log" and lookup == "nearest" and slope == "centred" and not differentiable_weights
@@ -199,17 +231,17 @@ def merge_stack(
         if not compile and native and native_kernels.supports(stack, weight, mean_weight):
             hdr = NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
                                             float(saturation), str(weight).lower(),
-                                            tuple(float(b) for b in weight_bounds))
+                                            tuple(float(b) for b in weight_bounds), saturation_fallback)
             return MergeResult(hdr=hdr, inverse_crf=table)
         if not compile:
             w = _weights(stack.detach(), weight, weight_bounds, mean_weight)
             hdr = TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
-                                      float(saturation))
+                                      float(saturation), saturation_fallback)
             return MergeResult(hdr=hdr, inverse_crf=table)
         lo, hi = (float(b) for b in weight_bounds)
         hdr, total = compiled_log_merge()(stack, torch.log(t.view(n, e)), log_table.reshape(-1),
                                           slope_tab.reshape(-1), str(weight).lower(), lo, hi, bool(mean_weight))
-        ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation)
+        ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation, fallback=saturation_fallback)
         if ni.numel():
             x = stack[ni, ei, ci, hi, wi]
             k = (ni * c + ci) * N_LEVELS + torch.round(x.detach() * (N_LEVELS - 1)).long().clamp_(0, N_LEVELS - 1)
@@ -233,7 +265,7 @@ def merge_stack(
         hdr = (w * lin * t).sum(1) / ((w * t * t).sum(1) + 1e-9)
 
     # Saturation fallback (see ``fused.fallback_pixels``): only the few affected pixels are gathered and written.
-    ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation)
+    ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation, fallback=saturation_fallback)
     if ni.numel():
         hdr = hdr.index_put((ni, ci, hi, wi), lin[ni, ei, ci, hi, wi] / times[ni, ei].to(stack.dtype))
     return MergeResult(hdr=hdr, inverse_crf=table)

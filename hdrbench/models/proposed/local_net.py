@@ -40,12 +40,16 @@ class LocalNet(nn.Module):
         num_styles: CIN parameter sets (one per target EV).
         pool: ``"max"`` (official code) or ``"avg"`` (paper text).
         upsample: ``"nearest"`` (official code) or ``"bilinear"`` (paper text).
+        head_style: a fixed style id for the head's CIN whatever the step's style (None: the step's
+            style). The official up network's head ignores the step and always uses style 0
+            (``Structure_up`` calls its output block without the style); ``ProposedModel`` sets 0 here
+            for the up direction when ``official_local_head`` is on.
     """
 
     size_multiple = 2 ** LEVELS
 
     def __init__(self, base: int = 16, *, recurrent: bool = True, cin: bool = True, num_styles: int = 6,
-                 pool: str = "max", upsample: str = "nearest") -> None:
+                 pool: str = "max", upsample: str = "nearest", head_style: int | None = None) -> None:
         super().__init__()
         if pool not in ("max", "avg"):
             raise InputError(f"local net pool must be 'max' or 'avg', got {pool!r}")
@@ -53,6 +57,7 @@ class LocalNet(nn.Module):
             raise InputError(f"local net upsample must be 'nearest' or 'bilinear', got {upsample!r}")
         self.pool = pool
         self.upsample = upsample
+        self.head_style = head_style
         norm = "cin" if cin else "in"
         in_ch = 2
         self.stem = ConvBlock(in_ch, base, 3)
@@ -97,5 +102,5 @@ class LocalNet(nn.Module):
             else:
                 y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
             y = block(y, style)
-        y = self.head(torch.cat([y, stem], dim=1), style)
+        y = self.head(torch.cat([y, stem], dim=1), style if self.head_style is None else self.head_style)
         return torch.sigmoid(self.out(torch.cat([y, x], dim=1))), hidden

@@ -127,7 +127,12 @@ class ProposedModel(nn.Module):
         decomposition: global + local + refinement (True) or one U-Net per direction (False).
         min_ev, max_ev: EV range of the stack the model was trained on (integers, 1-EV steps).
         local_pool, local_upsample: local network options (official code: "max", "nearest").
-        canny_channel_quirk: compute the input's Canny edges with the official swapped luma weights.
+        canny_channel_quirk: compute the input's Canny edges as the official loader does: its swapped
+            luma weights (0.114 R + 0.587 G + 0.299 B), on its float32 grey conversion.
+        official_local_head: the up direction's local-net head (its last CIN) always uses style 0, as
+            the official ``Structure_up`` does (it calls that block without the step's style; the down
+            network passes it). Needed to reproduce outputs of official weights; the default uses the
+            step's style in both directions.
     """
 
     kind = "stack"
@@ -137,7 +142,8 @@ class ProposedModel(nn.Module):
     def __init__(self, width: float = 1.0, *, global_base: int | None = None, local_base: int | None = None,
                  refine_base: int | None = None, recurrent: bool = True, cin: bool = True,
                  decomposition: bool = True, min_ev: int = -3, max_ev: int = 3, local_pool: str = "max",
-                 local_upsample: str = "nearest", canny_channel_quirk: bool = False) -> None:
+                 local_upsample: str = "nearest", canny_channel_quirk: bool = False,
+                 official_local_head: bool = False) -> None:
         super().__init__()
         if width <= 0:
             raise InputError(f"width must be positive, got {width}")
@@ -171,6 +177,18 @@ class ProposedModel(nn.Module):
             dirs[d] = direction
         object.__setattr__(self, "_directions", dirs)
         self.size_multiple = GlobalNet.size_multiple
+        self.official_local_head = official_local_head
+
+    @property
+    def official_local_head(self) -> bool:
+        """Whether the up local net's head uses style 0 at every step (the official ``Structure_up``)."""
+        return bool(self._official_local_head)
+
+    @official_local_head.setter
+    def official_local_head(self, value: bool) -> None:
+        object.__setattr__(self, "_official_local_head", bool(value))
+        if self.decomposition:
+            self.up.local_net.head_style = 0 if value else None
 
     @property
     def up(self) -> RecurrentDirection:
