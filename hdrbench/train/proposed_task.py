@@ -343,7 +343,11 @@ class ProposedTask(TrainTask):
                 p.grad = g
             for g in groups:
                 for name in self._group_optimizers[g]:
-                    self._optimizers[name].step()
+                    opt = self._optimizers[name]
+                    # A network this loss does not reach (the up nets while the teacher-forced pass goes down)
+                    # is not stepped, as the official code steps only the direction it trains.
+                    if any(p.grad is not None for pg in opt.param_groups for p in pg["params"]):
+                        opt.step()
         for opt in self._optimizers.values():
             opt.zero_grad(set_to_none=True)
 
