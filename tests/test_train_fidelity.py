@@ -231,3 +231,32 @@ def test_paper_preset_without_vgg_weights_stops_before_training():
     assert info["cobi_band_width_weight_sp"] == [0.5, 0.5]
     # the steps without CoBi train at the paper preset without VGG19 weights
     prepare_task(recipes.load_recipe("ladder-5-synthesis-layer", preset="paper", overrides=small), CPU)
+
+
+def test_requantisation_after_augmentation():
+    from test_train_toy import ToyDataset
+
+    from hdrbench.train.data import TrainingData
+
+    ds = ToyDataset(n=2, size=24)
+    cfg = {"crop": 16, "flip": True, "scale_aug": [1.0, 2.0]}
+    plain = TrainingData(ds, cfg, batch_size=2, seed=0).next_batch()["stack"]
+    codes = TrainingData(ds, {**cfg, "requantize_bits": 8}, batch_size=2, seed=0).next_batch()["stack"]
+    k = codes * 255
+    assert torch.equal(k, torch.round(k))  # 8-bit codes only
+    # the same augmentation, then rounding: at most half a code away from the resampled floats
+    assert float((codes - plain).abs().max()) <= 0.5 / 255 + 1e-7  # + float32 rounding of the division
+    assert float((plain * 255 - torch.round(plain * 255)).abs().max()) > 0.01  # the bicubic resampling left non-codes
+    with pytest.raises(InputError, match="requantize_bits"):
+        TrainingData(ds, {"requantize_bits": 33}, batch_size=1, seed=0)
+
+
+def test_official_hdr_layer_is_the_imaging_layers_constant():
+    from hdrbench.imaging.synthesis import OFFICIAL_LAYER
+    from hdrbench.train.proposed_task import hdr_layer_options
+
+    assert hdr_layer_options("official") == dict(OFFICIAL_LAYER)
+    assert hdr_layer_options({"slope": "official"}) == {"slope": "official"}
+    with pytest.raises(InputError, match="hdr_layer"):
+        hdr_layer_options("paper")
+    assert _official_task().hdr_layer == dict(OFFICIAL_LAYER)
