@@ -59,8 +59,10 @@ class RunResult:
     Attributes:
         method: method name.
         dataset: dataset name.
-        checkpoint: the checkpoint evaluated (None for training-free methods).
-        trained: ``"no"`` (a checkpoint of this configuration existed), ``"fresh"`` or ``"resumed"``.
+        checkpoint: the checkpoint evaluated (None for training-free methods; the weights path for official
+            weights).
+        trained: ``"no"`` (a checkpoint of this configuration existed), ``"fresh"``, ``"resumed"`` or
+            ``"weights"`` (official weights evaluated, nothing trained).
         run_dir: the evaluation run folder (records, configuration, log).
     """
 
@@ -130,6 +132,7 @@ def run(
     leaderboard: bool = True,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    weights: str | os.PathLike | None = None,
     **evaluate_options: Any,
 ) -> RunResult:
     """Train ``method`` on ``dataset`` when no checkpoint of that configuration exists, then evaluate it.
@@ -153,6 +156,9 @@ def run(
         progress: progress bars.
         overrides: recipe overrides (``{"fidelity": "corrected"}``), part of the recipe hash; for a
             training-free method they are its method options.
+        weights: evaluate the recipe's network from official weights instead of training it (for ``proposed``:
+            the folder or ``DIR/<step>`` prefix of the six DiffHDRsyn checkpoints; ``preset`` sizes the network,
+            default ``paper``).
         **evaluate_options: further keyword arguments of ``evaluate`` (``stack_metrics``, ``hdr_metrics``,
             ``resolution``, ``dataset_options``...).
     """
@@ -162,6 +168,10 @@ def run(
 
     dataset_options = dict(evaluate_options.pop("dataset_options", None) or {})
     if is_reference_method(method):
+        if weights is not None:
+            from hdrbench.errors import InputError
+
+            raise InputError(f"method {method!r} is training-free: it takes no --weights")
         if overrides:
             evaluate_options["method_options"] = {**dict(evaluate_options.get("method_options") or {}),
                                                   **dict(overrides)}
@@ -173,6 +183,18 @@ def run(
     from hdrbench.evaluate.trained import load_trained_method
     from hdrbench.train.trainer import train as _train
     from hdrbench.train.recipes import load_recipe
+
+    if weights is not None:
+        if retrain or iters is not None or batch_size is not None:
+            from hdrbench.errors import InputError
+
+            raise InputError("official weights are evaluated as they are: --weights excludes --retrain, --iters "
+                             "and --batch-size")
+        meth = load_trained_method(method, dataset=None, device=device, preset=preset, weights=weights)
+        run_dir = evaluate(meth, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                           root=root, seed=seed, progress=progress, leaderboard=leaderboard,
+                           dataset_options=dataset_options, **evaluate_options)
+        return RunResult(method, str(dataset), Path(weights), "weights", Path(run_dir))
 
     overrides = dict(overrides or {})
     if iters is not None:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "run",
     "train",
     "evaluate",
+    "predict",
     "score",
     "merge",
     "calibrate",

@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. linearize=gamma2.2 (repeatable)")
     p.add_argument("--weights", metavar="PATH",
-                   help="evaluate a baseline recipe from its official weights file instead of a checkpoint "
-                        "(same as --method-option weights=PATH; the method's card says which can)")
+                   help="evaluate a recipe from official weights instead of a checkpoint (same as --method-option "
+                        "weights=PATH): proposed takes a folder of the six DiffHDRsyn <step>-gu.ckpt ... files or a "
+                        "prefix DIR/<step>; baseline cards say which file each takes")
     p.add_argument("--seed", type=int, default=0, help="torch seed set before each scene (default: 0)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not update results/leaderboard-<dataset>.csv")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

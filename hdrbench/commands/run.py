@@ -14,6 +14,9 @@ def register(sub) -> None:
                                    "methods are evaluated directly.")
     add_training_arguments(p, method_required=False)
     p.add_argument("--retrain", action="store_true", help="train afresh even when a complete checkpoint exists")
+    p.add_argument("--weights", metavar="PATH",
+                   help="evaluate the recipe from official weights instead of training (proposed: a folder of the "
+                        "six DiffHDRsyn <step>-gu.ckpt ... files or a prefix DIR/<step>; baselines: see their card)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--limit", type=int, help="evaluate only the first N scenes")
     p.add_argument("--protocol", default="singlehdr", help="HDR scaling protocol (default: singlehdr)")
@@ -44,7 +47,7 @@ def run(args) -> int:
                          channels_last=args.channels_last, compile=args.compile, seed=args.seed, retrain=args.retrain,
                          split=args.split, limit=args.limit, protocol=args.protocol,
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
-                         resolution=args.resolution, publish=args.publish_records,
+                         resolution=args.resolution, publish=args.publish_records, weights=args.weights,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
                          overrides=recipe_options(args.method_option),
                          stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics))
@@ -53,7 +56,7 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
     trained = {"no": "not needed (a complete checkpoint of this recipe existed)", "fresh": "trained from scratch",
-               "resumed": "resumed an unfinished run"}[result.trained]
+               "resumed": "resumed an unfinished run", "weights": "none (official weights)"}[result.trained]
     print(f"method: {result.method} on {result.dataset} ({time.perf_counter() - t0:.0f} s)")
     if result.checkpoint is not None:
         print(f"training: {trained}; checkpoint: {result.checkpoint}")

@@ -81,9 +81,14 @@ class TrainedMethod(Method):
         return own
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "checkpoint": str(self.checkpoint),
-                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
-                                                 "fidelity", "training")}}
+        out = {**super().config(), "checkpoint": str(self.checkpoint),
+               **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "preset", "dataset", "seed",
+                                                "fidelity", "training")}}
+        if self.info.get("weights"):
+            out["weights"] = self.info["weights"]
+        if self.info.get("official_weights"):
+            out["official_weights"] = self.info["official_weights"]
+        return out
 
 
 def find_checkpoint(name: str, dataset: str, *, preset: str | None = None,
@@ -178,16 +183,32 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
 
 
 def _from_official_weights(name: str, weights: str | os.PathLike, *, preset: str, device: torch.device) -> TrainedMethod:
-    """The inference model of recipe ``name`` at ``preset``, built with ``[model] weights = weights``."""
+    """The inference model of recipe ``name`` at ``preset``, built with ``[model] weights = weights``.
+
+    Recipes of the ``proposed`` task build their :class:`~hdrbench.models.proposed.ProposedModel` directly from
+    the recipe's ``arch`` and ``[model]`` (inference needs none of the training task's losses or optimisers);
+    the official checkpoints' step and files are then part of the method's configuration, and its recipe hash
+    is suffixed ``+official-<step>`` so that every record says that official weights ran.
+    """
+    from hdrbench.models import build_arch
     from hdrbench.train.recipes import load_recipe
     from hdrbench.train.trainer import get_task_class
 
     try:
         recipe = load_recipe(name, preset=preset, overrides={"model.weights": str(weights)})
-        task = get_task_class(recipe["task"])(recipe, device)
+        if recipe.get("task") == "proposed":
+            model = build_arch(recipe.get("arch", "proposed"), **dict(recipe.get("model") or {}))
+        else:
+            model = get_task_class(recipe["task"])(recipe, device).inference_model()
     except TypeError as exc:  # the arch has no ``weights`` argument
         raise InputError(f"recipe {name!r} cannot load official weights ({exc}); see the card in "
                          f"methods/{name}.toml for why") from None
-    model = task.inference_model().to(device).eval()
+    model = model.to(device).eval()
     info = {"preset": preset, "weights": str(weights), "card": dict(recipe.get("card") or {})}
-    return TrainedMethod(name, model, recipe_hash=recipe.hash, checkpoint=Path(weights), info=info, device=device)
+    recipe_hash = recipe.hash
+    official = getattr(model, "official_weights", None)
+    if official:
+        # The recipe without the machine-specific weights path, plus the checkpoints' step.
+        info["official_weights"] = official
+        recipe_hash = f"{load_recipe(name, preset=preset).hash}+official-{official['step']}"
+    return TrainedMethod(name, model, recipe_hash=recipe_hash, checkpoint=Path(weights), info=info, device=device)

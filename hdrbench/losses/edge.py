@@ -35,8 +35,8 @@ def canny_edges(img: torch.Tensor, *, sigma: float = 2.0, channel_order_quirk: b
     Args:
         img: (N, 3, H, W) RGB images in [0, 1] (values outside are clipped).
         sigma: Gaussian smoothing of the Canny detector (2 in the official code).
-        channel_order_quirk: use the official code's swapped luma weights (0.114 R + 0.587 G + 0.299 B)
-            instead of BT.601 luma.
+        channel_order_quirk: the official loader's grey image: OpenCV's ``COLOR_BGR2GRAY`` on the RGB
+            array, i.e. swapped luma weights (0.114 R + 0.587 G + 0.299 B), instead of BT.601 luma.
 
     Returns:
         (N, 1, H, W) float tensor of 0/1 edges on ``img``'s device and dtype (no gradient).
@@ -44,9 +44,15 @@ def canny_edges(img: torch.Tensor, *, sigma: float = 2.0, channel_order_quirk: b
     from skimage.feature import canny  # imported here: skimage is slow to import
 
     _check_images(img, "img")
-    weights = LUMA_601[::-1] if channel_order_quirk else LUMA_601
     arr = img.detach().to("cpu", torch.float32).clamp(0, 1).numpy()
-    gray = np.tensordot(np.asarray(weights, dtype=np.float32), arr, axes=([0], [1]))  # (N, H, W)
+    if channel_order_quirk:
+        import cv2
+
+        # The official call itself (OpenCV's float32 BGR2GRAY on an RGB array), so that the grey values, and
+        # with them the edges at the hysteresis thresholds, are the official loader's bit for bit.
+        gray = np.stack([cv2.cvtColor(np.ascontiguousarray(a.transpose(1, 2, 0)), cv2.COLOR_BGR2GRAY) for a in arr])
+    else:
+        gray = np.tensordot(np.asarray(LUMA_601, dtype=np.float32), arr, axes=([0], [1]))  # (N, H, W)
     edges = np.stack([canny(g, sigma=sigma) for g in gray]).astype(np.float32)
     return torch.from_numpy(edges).unsqueeze(1).to(device=img.device, dtype=img.dtype)
 

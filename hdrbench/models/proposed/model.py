@@ -34,6 +34,25 @@ PAPER_BASE = {"global": 32, "local": 16, "refine": 16}
 
 
 @dataclass
+class GeneratedStack:
+    """Every output of one stack generation, in the networks' ranges (the official ``HDR_model`` outputs).
+
+    Attributes:
+        evs: the EVs of the stack axis (the model's ``min_ev..max_ev``).
+        image: (N, E, 3, H, W) in [-1, 1]: the refined images (the global ones without decomposition); the
+            EV 0 entry is the network input ``2 * ldr - 1``.
+        global_image: (N, E, 3, H, W) in [-1, 1]: the global networks' outputs; EV 0 is the input.
+        edge: (N, E, 1, H, W) in [0, 1]: the local networks' edge maps; EV 0 is the input's Canny map (None
+            without decomposition).
+    """
+
+    evs: list[int]
+    image: torch.Tensor
+    global_image: torch.Tensor
+    edge: torch.Tensor | None
+
+
+@dataclass
 class StepOutput:
     """What one recursion step produces (images in [-1, 1], edges in [0, 1])."""
 
@@ -178,6 +197,8 @@ class ProposedModel(nn.Module):
         object.__setattr__(self, "_directions", dirs)
         self.size_multiple = GlobalNet.size_multiple
         self.official_local_head = official_local_head
+        #: Set by :func:`hdrbench.models.proposed.official.load_official_weights` (step and files loaded).
+        self.official_weights: dict | None = None
 
     @property
     def official_local_head(self) -> bool:
@@ -272,25 +293,18 @@ class ProposedModel(nn.Module):
             raise InputError(f"evs must contain 0 (the input), got {list(evs)}")
         return out
 
-    def predict_stack(self, ldr: torch.Tensor, evs: Sequence[float]) -> torch.Tensor:
-        """Generate the exposure stack of a single LDR image.
-
-        Args:
-            ldr: (N, 3, H, W) LDR images in [0, 1] (any H, W: padded by edge replication to a multiple
-                of 32 for the networks, cropped back afterwards).
-            evs: target EVs relative to the input, integers in [min_ev, max_ev], containing 0.
-
-        Returns:
-            (N, E, 3, H, W) stack in [0, 1], E = len(evs), in the order of ``evs``; the EV 0 entry is
-            the input itself.
-        """
+    def _check_ldr(self, ldr: torch.Tensor) -> None:
         if ldr.ndim != 4 or ldr.shape[1] != 3:
             raise InputError(f"ldr must have shape (N, 3, H, W), got {tuple(ldr.shape)}")
         if not bool(torch.isfinite(ldr).all()):
             raise InputError("ldr contains NaN or Inf")
         if float(ldr.min()) < -1e-6 or float(ldr.max()) > 1 + 1e-6:
             raise InputError(f"ldr must be in [0, 1], got range [{float(ldr.min()):.4g}, {float(ldr.max()):.4g}]")
-        want = self._check_evs(evs)
+
+    def _run(self, ldr: torch.Tensor, up_steps: int, down_steps: int
+             ) -> tuple[torch.Tensor, torch.Tensor | None, dict[int, StepOutput]]:
+        """Pad ``ldr`` to the size multiple, recurse; returns the network input (padded, [-1, 1]), the input's
+        edge map (or None) and the step outputs by EV."""
         n, _, h, w = ldr.shape
         m = self.size_multiple
         ph, pw = (-h) % m, (-w) % m
@@ -304,12 +318,65 @@ class ProposedModel(nn.Module):
             edge = canny_edges(x, channel_order_quirk=self.canny_channel_quirk)
         x = x * 2 - 1
         center = -self.min_ev  # stack index of EV 0
-        by_ev = {0: x}
-        up_steps, down_steps = max(max(want), 0), max(-min(want), 0)
+        by_ev: dict[int, StepOutput] = {}
         for k, out in enumerate(self.recurse(x, edge, center, "up", up_steps), start=1):
-            by_ev[k] = out.image
+            by_ev[k] = out
         for k, out in enumerate(self.recurse(x, edge, center, "down", down_steps), start=1):
-            by_ev[-k] = out.image
+            by_ev[-k] = out
+        return x, edge, by_ev
+
+    def generate(self, ldr: torch.Tensor) -> GeneratedStack:
+        """Run the whole recursion (EV ``min_ev..max_ev``) and return every network output.
+
+        The same computation as :meth:`predict_stack`, kept in the networks' ranges and with the global and
+        local outputs too: what the official ``HDR_model`` returns as ``pred_stack``, ``pred_int_stack`` and
+        ``pred_edge``.
+
+        Args:
+            ldr: (N, 3, H, W) LDR images in [0, 1] (padded to a multiple of 32 inside, cropped back).
+
+        Returns:
+            A :class:`GeneratedStack`.
+        """
+        self._check_ldr(ldr)
+        h, w = ldr.shape[-2:]
+        x, edge, by_ev = self._run(ldr, self.max_ev, -self.min_ev)
+        evs = self.evs
+        image = torch.stack([x if ev == 0 else by_ev[ev].image for ev in evs], dim=1)[..., :h, :w]
+        glob = torch.stack([x if ev == 0 else by_ev[ev].global_image for ev in evs], dim=1)[..., :h, :w]
+        edges = None
+        if self.decomposition:
+            edges = torch.stack([edge if ev == 0 else by_ev[ev].edge for ev in evs], dim=1)[..., :h, :w]
+        return GeneratedStack(evs, image, glob, edges)
+
+    @staticmethod
+    def stack_from(generated: GeneratedStack, ldr: torch.Tensor, evs: Sequence[float]) -> torch.Tensor:
+        """The [0, 1] stack of ``evs`` (a subset of ``generated.evs`` containing 0) from :meth:`generate`'s output;
+        the EV 0 entry is ``ldr`` bit for bit. Equals :meth:`predict_stack` ``(ldr, evs)``."""
+        idx = [generated.evs.index(int(ev)) for ev in evs]
+        stack = (generated.image[:, idx] + 1) / 2
+        stack[:, [int(ev) for ev in evs].index(0)] = ldr
+        return stack.clamp(0, 1)
+
+    def predict_stack(self, ldr: torch.Tensor, evs: Sequence[float]) -> torch.Tensor:
+        """Generate the exposure stack of a single LDR image.
+
+        Args:
+            ldr: (N, 3, H, W) LDR images in [0, 1] (any H, W: padded by edge replication to a multiple
+                of 32 for the networks, cropped back afterwards).
+            evs: target EVs relative to the input, integers in [min_ev, max_ev], containing 0.
+
+        Returns:
+            (N, E, 3, H, W) stack in [0, 1], E = len(evs), in the order of ``evs``; the EV 0 entry is
+            the input itself.
+        """
+        self._check_ldr(ldr)
+        want = self._check_evs(evs)
+        h, w = ldr.shape[-2:]
+        up_steps, down_steps = max(max(want), 0), max(-min(want), 0)
+        x, _, outs = self._run(ldr, up_steps, down_steps)
+        by_ev = {ev: out.image for ev, out in outs.items()}
+        by_ev[0] = x
         stack = torch.stack([by_ev[ev] for ev in want], dim=1)[..., :h, :w]
         stack = (stack + 1) / 2
         stack[:, want.index(0)] = ldr  # the EV 0 entry is the input, bit for bit
