@@ -288,6 +288,16 @@ class Dataset(ABC):
 
         return _Split()
 
+    def for_training(self, size: tuple[int, int] | None) -> "Dataset":
+        """The dataset a trainer should read when its recipe resizes every scene to ``size`` (H, W).
+
+        The default is this dataset itself (the trainer resizes what it loads). A dataset that simulates its
+        stacks from HDR images returns a copy that produces scenes at ``size`` directly, so the camera model
+        (noise, quantisation) acts at the resolution the network sees and no larger stack is simulated only
+        to be resized.
+        """
+        return self
+
     # -- helpers for readers --------------------------------------------------------------------
     def _require_split(self, split: str) -> None:
         if split not in self.splits:

@@ -25,7 +25,15 @@ DYNAMIC_RANGE_STOPS = (11.0, 19.0)
 SCENE_KINDS = {"day": 0.5, "dusk": 0.25, "night": 0.25}
 
 #: Bumped whenever the rendered images change (part of the synthetic cache key).
-VERSION = "2"
+VERSION = "3"
+
+#: Recordable highlights: the largest channel of all but the brightest 0.05 % of pixels stays this many stops
+#: above the median luminance. The camera model puts the median at 0.18 of full scale at EV 0, so EV -3 clips
+#: at log2(8 / 0.18) = 5.47 stops above the median; 5.2 stops leaves room for the CRF's shoulder reaching the
+#: top 8-bit code a little below full scale. The sun disc, lamp heads and halos may use the 0.05 %.
+HIGHLIGHT_HEADROOM_STOPS = 5.2
+#: Share of pixels allowed above the headroom, in percent of the image.
+HIGHLIGHT_BUDGET_PERCENT = 0.05
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722])
 
@@ -286,30 +294,64 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Set the dynamic range to the drawn target and the median luminance to 1; returns (image, target)."""
+    """Set the dynamic range to the drawn target and the median luminance to 1; returns (image, target).
+
+    The log-luminance is stretched about the median, with one factor above the median and another below it.
+    The factor above is capped so that the brightest pixels stay recordable by the darkest exposure of the
+    camera model (:data:`HIGHLIGHT_HEADROOM_STOPS`); the factor below then supplies the rest of the range.
+    Chromaticities are kept (each pixel is scaled as a whole).
+    """
     img = np.maximum(img, 0.0)
     lum = img @ _LUMA
     floor = np.percentile(lum[lum > 0], 0.01) * 0.5 if (lum > 0).any() else 1.0
     img = img + floor  # no black pixels: keeps logs finite and percentiles meaningful
     lum = img @ _LUMA
     log_lum = np.log2(lum)
+    # Stops from a pixel's luminance to its largest channel: what saturates first in a camera.
+    chroma = np.log2(img.max(axis=-1)) - log_lum
     med = float(np.median(log_lum))
     target = rng.uniform(*DYNAMIC_RANGE_STOPS)
+    above = log_lum > med
+    # The budget is a share of the whole image; as a percentile of the pixels above the median:
+    pct_above = max(0.0, 100.0 - HIGHLIGHT_BUDGET_PERCENT / max(float(above.mean()), 1e-9))
 
-    def measured(g: float) -> float:
+    def stretched(g_lo: float, g_hi: float) -> np.ndarray:
+        return med + (log_lum - med) * np.where(above, g_hi, g_lo)
+
+    def measured(g_lo: float, g_hi: float) -> float:
         # The range as scene_dynamic_range measures it: percentiles of the linear luminance. Percentiles
         # interpolate between order statistics, which a power law does not commute with, so the stretch
-        # factor is found on this measure itself rather than on the log-domain percentiles.
-        lo, hi = np.percentile(np.exp2(med + (log_lum - med) * g), [0.1, 99.9])
+        # factors are found on this measure itself rather than on the log-domain percentiles.
+        lo, hi = np.percentile(np.exp2(stretched(g_lo, g_hi)), [0.1, 99.9])
         return float(np.log2(hi / lo))
 
-    gamma = target / max(measured(1.0), 1e-6)
+    def headroom(g_hi: float) -> float:
+        # Stops above the median of the largest channel at the highlight percentile (pixels above the median).
+        return float(np.percentile(stretched(1.0, g_hi)[above] + chroma[above] - med, pct_above))
+
+    gamma = target / max(measured(1.0, 1.0), 1e-6)
     for _ in range(8):  # fixed-point refinement; the range is close to linear in gamma, so it converges fast
-        r = measured(gamma)
+        r = measured(gamma, gamma)
         if abs(r - target) < 1e-4:
             break
         gamma *= target / max(r, 1e-6)
-    new_log = med + (log_lum - med) * gamma  # stretch about the median: median stays, range becomes target
+    g_lo = g_hi = gamma
+    if above.any() and headroom(g_hi) > HIGHLIGHT_HEADROOM_STOPS:
+        # The headroom is linear in g_hi for the pixels above the median (their order does not change).
+        g_hi = g_hi * HIGHLIGHT_HEADROOM_STOPS / headroom(g_hi)
+        for _ in range(8):
+            h_now = headroom(g_hi)
+            if abs(h_now - HIGHLIGHT_HEADROOM_STOPS) < 1e-4:
+                break
+            g_hi *= HIGHLIGHT_HEADROOM_STOPS / max(h_now, 1e-6)
+        for _ in range(30):  # the shadows now carry the rest of the drawn range
+            r = measured(g_lo, g_hi)
+            if abs(r - target) < 1e-4:
+                break
+            upper = float(np.log2(np.percentile(np.exp2(stretched(g_lo, g_hi)), 99.9))) - med
+            lower_now, lower_want = r - upper, target - upper
+            g_lo *= lower_want / max(lower_now, 1e-6)
+    new_log = stretched(g_lo, g_hi)  # median stays, range becomes the target
     img = img * np.exp2(new_log - log_lum)[..., None]
     img = img / np.exp2(med)  # median luminance 1
     return img.astype(np.float32), float(target)

@@ -31,7 +31,7 @@ from hdrbench.errors import DatasetError, InputError
 from hdrbench.paths import cache_dir
 
 #: Bump when the generation procedure changes (invalidates every cache folder).
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 #: Test scenes use seeds far from the training scenes' so the two splits never share a scene.
 TEST_SEED_OFFSET = 1_000_000
 CRF_TABLE_SIZE = 1024

@@ -172,8 +172,10 @@ class TrainingData:
 
     def __init__(self, dataset, config: dict | DataConfig | None, *, batch_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1) -> None:
-        self.dataset = dataset
         self.config = config if isinstance(config, DataConfig) else DataConfig.from_recipe(config)
+        # A dataset that simulates its stacks can produce them at the recipe's resolution directly.
+        for_training = getattr(dataset, "for_training", None)
+        self.dataset = for_training(self.config.resolution) if callable(for_training) else dataset
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.scene_names = list(dataset.scenes(self.config.split))
