@@ -388,6 +388,7 @@ def describe(name: str) -> str:
             lines.append(f"  parameters [{label}]: unavailable ({type(exc).__name__}: {exc})")
             continue
         parts = ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in counts.items() if k != "total")
-        lines.append(f"  parameters [{label}] (hash {recipe.hash}): total {counts['total'] / 1e6:.3f} M"
-                     + (f" = {parts}" if parts else ""))
+        lines.append(f"  parameters [{label}] (hash {recipe.hash}"
+                     + (f", fidelity {recipe['fidelity']}" if recipe.get("fidelity") else "")
+                     + f"): total {counts['total'] / 1e6:.3f} M" + (f" = {parts}" if parts else ""))
     return "\n".join(lines)
