@@ -171,7 +171,7 @@ rm -rf "$2"' "$PY" "$FIXTURE" "$WEIGHTS" "$OUT"
 # 4. 30 paper-preset iterations, a checkpoint, and an exact --resume.
 TRAIN_OPTS=(--method proposed --dataset synthetic --preset paper --device cuda --no-progress
             --dataset-option n_train=2 --dataset-option n_test=1
-            --method-option schedule.pretrain_iters=20 --method-option schedule.save_every=10 "${COBI_OPT[@]}")
+            --method-option schedule.pretrain_iters=20 --method-option schedule.save_every=10 ${COBI_OPT[@]+"${COBI_OPT[@]}"})
 step train-resume 150 "train --preset paper 30 it + exact --resume ($COBI_NOTE)" bash -c '
 set -e
 py=$0; out=$1; shift
@@ -194,7 +194,7 @@ PYEOF' "$PY" "$OUT" "${TRAIN_OPTS[@]}"
 # 5. Training speed at the paper preset.
 step bench-train 200 "bench train paper fp32/bf16/compile ($COBI_NOTE)" \
   "$PY" -m hdrbench bench train --presets paper --device cuda --variants fp32,bf16,compile \
-  --warmup 1 --repeat 3 "${COBI_OPT[@]}"
+  --warmup 1 --repeat 3 ${COBI_OPT[@]+"${COBI_OPT[@]}"}
 
 # 6. HDR-VDP-2 throughput on CUDA (the CPU part at one small size).
 step bench-hdrvdp2 90 "bench hdrvdp2 CUDA batch 16 at 1024x768" \
