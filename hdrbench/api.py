@@ -32,12 +32,14 @@ def train(
     progress: bool = True,
     dataset_options: dict[str, Any] | None = None,
     resolution: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Train recipe ``method`` on ``dataset``; return the final checkpoint path.
 
     See :func:`hdrbench.train.trainer.train` for every argument; ``dataset`` is a dataset name or object.
     ``dataset_options`` (reader options such as ``n_train`` for ``synthetic``) and ``resolution`` (the
     reader's resolution policy) are passed to :func:`hdrbench.data.get_dataset` when ``dataset`` is a name.
+    ``overrides`` are recipe overrides (``{"fidelity": "corrected", "loss.cobi_features": "rgb-patch"}``).
     """
     from hdrbench.train.trainer import train as _train
 
@@ -47,7 +49,7 @@ def train(
         dataset = get_dataset(dataset, root=root, resolution=resolution, **dict(dataset_options or {}))
     return _train(method, dataset, root=root, preset=preset, iters=iters, batch_size=batch_size, device=device,
                   amp=amp, channels_last=channels_last, compile=compile, resume=resume, out=out, seed=seed,
-                  progress=progress)
+                  progress=progress, overrides=overrides)
 
 
 @dataclass
@@ -135,6 +137,7 @@ def run(
     eval_out: str | os.PathLike | None = None,
     leaderboard: bool = True,
     progress: bool = True,
+    overrides: dict[str, Any] | None = None,
     weights: str | os.PathLike | None = None,
     **evaluate_options: Any,
 ) -> RunResult:
@@ -157,6 +160,8 @@ def run(
         eval_out: parent folder of the evaluation run folder (default ``runs/``).
         leaderboard: update ``results/leaderboard-<dataset>.csv``.
         progress: progress bars.
+        overrides: recipe overrides (``{"fidelity": "corrected"}``), part of the recipe hash; for a
+            training-free method they are its method options.
         weights: evaluate the recipe's network from official weights instead of training it (for ``proposed``:
             the folder or ``DIR/<step>`` prefix of the six DiffHDRsyn checkpoints; ``preset`` sizes the network,
             default ``paper``).
@@ -173,6 +178,9 @@ def run(
             from hdrbench.errors import InputError
 
             raise InputError(f"method {method!r} is training-free: it takes no --weights")
+        if overrides:
+            evaluate_options["method_options"] = {**dict(evaluate_options.get("method_options") or {}),
+                                                  **dict(overrides)}
         path = evaluate(method, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
                         root=root, seed=seed, progress=progress, leaderboard=leaderboard,
                         dataset_options=dataset_options, **evaluate_options)
@@ -194,7 +202,7 @@ def run(
                            dataset_options=dataset_options, **evaluate_options)
         return RunResult(method, str(dataset), Path(weights), "weights", Path(run_dir))
 
-    overrides = {}
+    overrides = dict(overrides or {})
     if iters is not None:
         overrides["schedule.iters"] = iters
     if batch_size is not None:

@@ -85,8 +85,11 @@ def test_proposed_recipe_presets(preset):
     assert r["optim"]["betas"] == [0.5, 0.999] and r["optim"]["weight_decay"] == 5e-5
     assert (r["optim"]["lr_global"], r["optim"]["lr_local"], r["optim"]["lr_refine"]) == (1e-4, 1e-4, 1e-5)
     assert r["loss"]["hist_weight"] == 0.01 and r["loss"]["cobi_weight"] == 0.1 and r["loss"]["mu"] == 100.0
-    # The bugs are fixed by default.
-    assert r["loss"]["stack_cobi_grad"] is True and r["loss"]["cobi_official_swap"] is False
+    # The official code's bugs are fixed under the corrected fidelity (tiny) and reproduced under the
+    # official one (paper, cpu, cpu-ladder).
+    fixed = {"tiny": True}.get(preset, False)
+    assert r["fidelity"] == ("corrected" if fixed else "official")
+    assert r["loss"]["stack_cobi_grad"] is fixed and r["loss"]["cobi_official_swap"] is not fixed
     if preset == "paper":
         assert r["model"]["width"] == 1.0
         assert (r["schedule"]["iters"], r["schedule"]["pretrain_iters"], r["schedule"]["batch_size"]) == (80000, 10000, 1)
@@ -114,11 +117,20 @@ def test_methods_show_prints_per_network_counts_per_preset():
     assert "total 232.230 M" in lines["paper"]
 
 
-def test_recipe_text_states_the_bug_fixes():
+def test_recipe_text_states_the_fidelity_item_by_item():
+    from hdrbench.train.fidelity import IMPLIED
+
     text = (recipes_dir() / "proposed.toml").read_text()
     raw = tomllib.loads(text)
-    assert "stack_cobi_grad" in raw["card"]["bug_fixes"] and "cobi_official_swap" in raw["card"]["bug_fixes"]
-    assert "loss.stack_cobi_grad" in text.split("name =")[0]  # stated in the header comments too
+    header = text.split("name =")[0]
+    for dotted in IMPLIED:  # every implied key is in the header's table
+        assert dotted in header, dotted
+    for preset in ("paper", "cpu", "cpu-ladder", "tiny"):  # each preset states its fidelity and why
+        assert f"#   {preset}" in header or f"#   {preset} " in header, preset
+    card = raw["card"]
+    assert "official" in card["fidelity"] and "corrected" in card["fidelity"]
+    assert "retain_graph" in card["official_routing"] and "not reproduced" in card["official_routing"].lower()
+    assert "CoBi" in card["official_items"] and "CoBi" in card["corrected_items"]
 
 
 def _flatten(d, prefix=()):

@@ -59,6 +59,8 @@ def add_arguments(p) -> None:
     p.add_argument("--rounds", type=int, default=1,
                    help="measure the variants this many times in turn and keep each one's median (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="recipe override, e.g. loss.cobi_features=rgb-patch (part of the recipe hash in each row)")
     p.add_argument("--no-save", action="store_true", help="print only; do not append to results/bench-train.csv")
     p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-train.csv)")
 
@@ -212,8 +214,11 @@ def main(args) -> int:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     # Two training scenes are enough: the step time does not depend on which scene a batch holds.
     dataset = get_dataset("synthetic", n_train=2, n_test=0, progress=False)
+    from hdrbench.commands.train import recipe_options
+
+    overrides = recipe_options(getattr(args, "method_option", None))
     for preset in presets:
-        recipe = load_recipe(args.method, preset=preset)
+        recipe = load_recipe(args.method, preset=preset, overrides=overrides or None)
         device = _device_for(preset, args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             print(f"{args.method} preset {preset}: no CUDA on this machine; skipped (its GPU-hours estimate of the "
@@ -225,6 +230,8 @@ def main(args) -> int:
             raise InputError(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
         schedule = recipe.section("schedule")
         data = recipe.section("data")
+        if overrides:
+            print(f"{args.method} preset {preset}: recipe overrides {overrides} (recipe hash {recipe.hash})")
         print(f"{args.method} preset {preset} on {device} ({torch.get_num_threads()} threads), batch "
               f"{schedule.get('batch_size', 1)}, crop {data.get('crop')}, schedule {schedule.get('iters')} iterations "
               f"({schedule.get('pretrain_iters', 0)} pre-training); baseline {names[0]}")

@@ -4,7 +4,7 @@ update the leaderboard, and say where everything went."""
 from __future__ import annotations
 
 from hdrbench.commands.evaluate import add_allow_incomplete, scored_checkpoint_line
-from hdrbench.commands.train import add_training_arguments, apply_threads, options
+from hdrbench.commands.train import add_training_arguments, apply_threads, options, recipe_options
 
 
 def register(sub) -> None:
@@ -59,6 +59,7 @@ def run(args) -> int:
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
                          resolution=args.resolution, publish=args.publish_records, weights=args.weights,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
+                         overrides=recipe_options(args.method_option),
                          stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics),
                          allow_incomplete=args.allow_incomplete)
     finally:

@@ -25,6 +25,29 @@ def device_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def recipe_options(pairs: list[str] | None, flag: str = "--method-option") -> dict:
+    """``["fidelity=official", "loss.stack_cobi_grad=false"]`` -> dotted recipe overrides.
+
+    Values are read as TOML values (``true``, ``8``, ``1e-4``, ``[1.0, 2.0]``, ``"text"``); anything that is
+    not a TOML value is taken as a plain string (``loss.cobi_features=rgb-patch``).
+    """
+    import tomllib
+
+    from hdrbench.errors import InputError
+
+    out: dict = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"{flag} expects KEY=VALUE (e.g. fidelity=official), got {item!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value
+    return out
+
+
 def add_training_arguments(p, *, method_required: bool) -> None:
     """The options ``train`` and ``run`` share (recipe, dataset, scale, device and speed switches)."""
     if method_required:
@@ -39,6 +62,9 @@ def add_training_arguments(p, *, method_required: bool) -> None:
                                                               "first use)")
     p.add_argument("--root", help="dataset root folder (vds, hdr-eye)")
     p.add_argument("--preset", help="recipe preset: paper, cpu or tiny (default: the recipe's default_preset)")
+    p.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="recipe override, e.g. fidelity=corrected or loss.cobi_features=rgb-patch (dotted keys, "
+                        "TOML values; repeatable)")
     p.add_argument("--iters", type=int, help="training iterations (overrides the preset's schedule.iters)")
     p.add_argument("--batch-size", type=int, help="samples per process and iteration (overrides schedule.batch_size)")
     p.add_argument("--device", default="cpu", type=device_argument,
@@ -92,7 +118,7 @@ def run(args) -> int:
                          channels_last=args.channels_last, compile=args.compile, resume=args.resume, out=args.out,
                          seed=args.seed, progress=not args.no_progress,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
-                         resolution=args.resolution)
+                         resolution=args.resolution, overrides=recipe_options(args.method_option))
         if int(os.environ.get("RANK", "0")) == 0:
             meta = ckpt.peek(path)
             state = "complete" if meta.get("complete") else "incomplete"

@@ -83,7 +83,7 @@ class TrainedMethod(Method):
     def config(self) -> dict[str, Any]:
         out = {**super().config(), "checkpoint": str(self.checkpoint),
                **{k: self.info.get(k) for k in ("iteration", "iters", "complete", "fallback", "preset", "dataset",
-                                                "seed", "identity")}}
+                                                "seed", "identity", "fidelity", "training")}}
         if self.info.get("weights"):
             out["weights"] = self.info["weights"]
         if self.info.get("official_weights"):
@@ -225,6 +225,8 @@ def load_trained_method(name: str, *, dataset: str | None, device: str | torch.d
     info["fallback"] = path.name == ckpt.PREVIOUS_NAME or (looked_up and preset is None
                                                            and path.name != ckpt.CHECKPOINT_NAME)
     info["card"] = recipe.get("card", {})
+    info["fidelity"] = recipe.get("fidelity")
+    info["training"] = state.get("task_info")
     return TrainedMethod(name, model, recipe_hash=str(state.get("recipe_hash", "")), checkpoint=path, info=info,
                          device=device)
 

@@ -6,6 +6,8 @@ Augmentation follows the official preprocessing (``dataloader.py``) as a recipe'
 * ``scale_aug = [low, high]``: random scale factor in (low, high) (official: (1, 2)), bicubic;
 * ``crop``: random crop of this size, the same window for the stack and the HDR image (official: 256);
 * ``flip``: horizontal flip with probability 0.5 (official: on);
+* ``requantize_bits``: round the augmented stack to this many bits (official: 8, its loader resamples
+  8-bit images and keeps 8-bit codes; 0, the default, keeps the resampled floats);
 * ``evs``: the EVs to keep from each scene's stack (default: all of them);
 * ``split`` (default ``"train"``) and ``cache_scenes`` (scenes kept in memory after their first load).
 
@@ -43,6 +45,12 @@ def _pair(value, key: str) -> tuple[int, int] | None:
     raise InputError(f"data.{key} must be an int or [height, width], got {value!r}")
 
 
+def _bits(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or 1 <= value <= 16):
+        raise InputError(f"data.requantize_bits must be 0 (off) or 1..16, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The resolved ``[data]`` table (sizes are (height, width) in pixels)."""
@@ -54,6 +62,7 @@ class DataConfig:
     scale_aug: tuple[float, float] | None = None
     evs: tuple[float, ...] | None = None
     cache_scenes: int = 64
+    requantize_bits: int = 0
 
     @classmethod
     def from_recipe(cls, data: dict[str, Any] | None) -> "DataConfig":
@@ -75,6 +84,7 @@ class DataConfig:
             scale_aug=scale,
             evs=tuple(float(e) for e in evs) if evs is not None else None,
             cache_scenes=int(data.get("cache_scenes", 64)),
+            requantize_bits=_bits(data.get("requantize_bits", 0)),
         )
 
 
@@ -218,7 +228,7 @@ class TrainingData:
         return entry
 
     def _augment(self, stack: torch.Tensor, hdr: torch.Tensor | None, epoch: int, position: int):
-        """Random scale, crop and flip of one sample, drawn from ``(seed, epoch, position)``."""
+        """Random scale, crop and flip of one sample, drawn from ``(seed, epoch, position)``; requantisation."""
         rng = np.random.default_rng([self.seed, epoch, position, 1])
         cfg = self.config
         if cfg.scale_aug is not None:
@@ -245,6 +255,10 @@ class TrainingData:
             stack = stack.flip(-1)
             if hdr is not None:
                 hdr = hdr.flip(-1)
+        if cfg.requantize_bits:
+            # After the resampling, as the official loader's 8-bit images are: codes k / (2^bits - 1).
+            levels = float(2 ** cfg.requantize_bits - 1)
+            stack = torch.round(stack * levels) / levels
         return stack.contiguous(), None if hdr is None else hdr.contiguous()
 
     def sample(self, index: int, epoch: int, position: int) -> tuple[torch.Tensor, list[float], torch.Tensor | None]:

@@ -24,7 +24,22 @@ One iteration (batch: ground-truth stacks of E = 7 exposures, EV -3..+3, and the
 Pre-training: before ``schedule.pretrain_iters`` (10k of 80k at paper scale) only the global and local
 networks train, the refinement networks are not run, and neither CoBi nor the HDR loss is computed.
 
-Official-code bugs, fixed by default and reproducible by recipe options:
+Routing (``loss.routing``, set by the recipe's ``fidelity``, see :mod:`hdrbench.train.fidelity`):
+
+* ``"joint"`` (``corrected``): as described above, one backward per step (single-step pass) and one summed
+  backward for the stack pass, after which every active group steps once.
+* ``"official"``: the official ``solver.py`` routing. Each loss gets its own gradients, computed with
+  ``torch.autograd.grad`` on the same forward graph before any optimiser steps, restricted to the networks
+  it trains: edge L1 -> the two local nets, global L1 + 0.01 histogram -> the two global nets, refined L1 +
+  0.1 CoBi -> the two refinement nets (after pre-training), in both passes; in the stack pass, after
+  pre-training, the mu-law HDR loss alone -> all six nets, which therefore take a second Adam step. With
+  ``optim.per_network`` each network has its own Adam optimiser, as in the official code. The official code
+  ran one backward per loss with ``retain_graph=True`` and stepped in between; the PyTorch versions of the
+  time let a later backward read weights an earlier step had already changed in place. That is not
+  reproduced: every gradient here is taken at the weights of the forward pass.
+
+Official-code bugs, fixed under ``fidelity = "corrected"`` and reproduced under ``"official"`` (or one by
+one with recipe options):
 
 * ``loss.stack_cobi_grad = false``: the stack pass's CoBi term carries no gradient (the code rebuilds it
   with ``torch.tensor`` from Python floats);
@@ -46,6 +61,7 @@ import torch.nn as nn
 
 from hdrbench.errors import InputError
 from hdrbench.losses import CoBiLoss, canny_edges, edge_l1_loss, histogram_loss, l1_loss, mu_law_l1_loss
+from hdrbench.losses.vgg import resolve_weights_path
 from hdrbench.models import build_arch
 from hdrbench.models.proposed import ProposedModel, StepOutput
 from hdrbench.train.task import TASKS, TrainTask
@@ -69,7 +85,13 @@ LOSS_DEFAULTS: dict[str, Any] = {
     "hdr_normalize": "mean",  # "none" (official; ground truth in the merge's scale), "mean" or "max"
     "hdr_layer": {},  # keyword options of hdrbench.imaging.synthesis.merge_stack
     "canny_channel_quirk": False,  # True: the official swapped luma weights for the Canny targets
+    "routing": "joint",  # "official": per-loss gradients and steps of the official solver.py
+    "stack_mean_slots": "generated",  # "stack": stack-pass means over every slot, the input's included
 }
+ROUTINGS = ("joint", "official")
+#: Official routing: the networks each loss trains, in the order the official code steps them.
+ROUTES = (("local", ("edge",)), ("global", ("global_l1", "hist")), ("refine", ("refine_l1", "cobi")))
+MEAN_SLOTS = ("generated", "stack")
 OPTIM_DEFAULTS: dict[str, Any] = {
     "name": "adam_gc",
     "lr_global": 1e-4,
@@ -78,6 +100,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "betas": [0.5, 0.999],
     "weight_decay": 5e-5,
     "gradient_centralization": True,
+    "per_network": False,  # True: one optimiser per network (official); False: one per kind (up + down)
 }
 SCHEDULE_DEFAULTS: dict[str, Any] = {
     "pretrain_iters": 10000,
@@ -86,6 +109,24 @@ SCHEDULE_DEFAULTS: dict[str, Any] = {
     "stack_ref_jitter": 1,  # stack-pass input EV drawn from 0 +- this
 }
 GROUPS = ("global", "local", "refine")
+
+
+def hdr_layer_options(options: Mapping[str, Any] | str) -> dict[str, Any]:
+    """``loss.hdr_layer`` as ``merge_stack`` keyword options: a table as it is, ``"official"`` for the official
+    layer (``hdrbench.imaging.synthesis.OFFICIAL_LAYER``)."""
+    if isinstance(options, str):
+        if options != "official":
+            raise InputError(f"loss.hdr_layer must be a table of merge_stack options or 'official', got {options!r}")
+        from hdrbench.imaging import synthesis
+
+        official = getattr(synthesis, "OFFICIAL_LAYER", None)
+        if official is None:
+            raise NotImplementedError("loss.hdr_layer = 'official' needs hdrbench.imaging.synthesis.OFFICIAL_LAYER, "
+                                      "which this installation lacks")
+        return dict(official)
+    if not isinstance(options, Mapping):
+        raise InputError(f"loss.hdr_layer must be a table of merge_stack options or 'official', got {options!r}")
+    return dict(options)
 
 
 def _merge_hdr(stack: torch.Tensor, evs: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
@@ -105,10 +146,21 @@ def _merge_hdr(stack: torch.Tensor, evs: torch.Tensor, options: Mapping[str, Any
     return merge_stack(stack, times, **dict(options)).hdr
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold written as its ``repr``."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
 def _build_optimizer(params: list[nn.Parameter], lr: float, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
     from hdrbench.train.optim import build_optimizer
 
-    keep = {k: v for k, v in optim.items() if not k.startswith("lr_")}
+    keep = {k: v for k, v in optim.items() if not k.startswith("lr_") and k != "per_network"}
     return build_optimizer(params, lr, keep)
 
 
@@ -140,17 +192,46 @@ class ProposedTask(TrainTask):
                              f"builds {type(model).__name__}")
         self.model = model.to(device)
         self.nets = self.model.networks()
+        for key, allowed in (("routing", ROUTINGS), ("stack_mean_slots", MEAN_SLOTS)):
+            if self.loss_cfg[key] not in allowed:
+                raise InputError(f"recipe {recipe.get('name')!r}: loss.{key} must be one of {allowed}, "
+                                 f"got {self.loss_cfg[key]!r}")
+        self.hdr_layer = hdr_layer_options(self.loss_cfg["hdr_layer"]) if self.loss_cfg["hdr_loss"] else None
         self.cobi: CoBiLoss | None = None
+        self._cobi_error: str | None = None
         if self.loss_cfg["cobi"] and self.model.decomposition:
-            self.cobi = CoBiLoss(self.loss_cfg["cobi_features"], vgg_weights=self.loss_cfg["cobi_vgg_weights"] or None,
-                                 official_swap=bool(self.loss_cfg["cobi_official_swap"]),
-                                 patch_grid=int(self.loss_cfg["cobi_patch_grid"])).to(device)
+            vgg = self.loss_cfg["cobi_vgg_weights"] or None
+            if self.loss_cfg["cobi_features"] == "vgg19" and resolve_weights_path(vgg) is None:
+                # Reported by prepare_training (before the first iteration), not here: evaluating a trained or
+                # official checkpoint builds this task too and needs no loss.
+                self._cobi_error = (
+                    f"recipe {recipe.get('name')!r} (preset {recipe.get('preset')!r}) trains CoBi on VGG19 features "
+                    "(loss.cobi_features = 'vgg19') but no VGG19 weights file is configured: set "
+                    "HDRBENCH_VGG19_WEIGHTS=/path/to/vgg19.pth (a torchvision vgg19 state dict) or pass "
+                    "--method-option loss.cobi_vgg_weights=/path/to/vgg19.pth; or opt into the RGB-patch CoBi "
+                    "explicitly with --method-option loss.cobi_features=rgb-patch")
+            else:
+                self.cobi = CoBiLoss(self.loss_cfg["cobi_features"], vgg_weights=vgg,
+                                     official_swap=bool(self.loss_cfg["cobi_official_swap"]),
+                                     patch_grid=int(self.loss_cfg["cobi_patch_grid"])).to(device)
+        # Optimisers: one per kind (up + down) or, with optim.per_network, one per network.
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._group_optimizers: dict[str, list[str]] = {}
+        self._group_params: dict[str, list[nn.Parameter]] = {}
         for group in GROUPS:
-            params = [p for name, net in self.nets.items() if name.startswith(group + "_") for p in net.parameters()]
-            if params:
-                self._optimizers[group] = _build_optimizer(params, float(self.optim_cfg[f"lr_{group}"]),
-                                                           self.optim_cfg)
+            names = [name for name in self.nets if name.startswith(group + "_")]
+            params = [p for name in names for p in self.nets[name].parameters()]
+            if not params:
+                continue
+            lr = float(self.optim_cfg[f"lr_{group}"])
+            self._group_params[group] = params
+            if self.optim_cfg["per_network"]:
+                for name in names:
+                    self._optimizers[name] = _build_optimizer(list(self.nets[name].parameters()), lr, self.optim_cfg)
+                self._group_optimizers[group] = names
+            else:
+                self._optimizers[group] = _build_optimizer(params, lr, self.optim_cfg)
+                self._group_optimizers[group] = [group]
         self._pending_update = False
 
     # -- TrainTask interface --------------------------------------------------------------------------
@@ -162,6 +243,30 @@ class ProposedTask(TrainTask):
 
     def inference_model(self) -> ProposedModel:
         return self.model
+
+    def prepare_training(self) -> None:
+        """Stop before the first iteration when a loss cannot run as the recipe asks (VGG19 CoBi without
+        weights), or when fp16 loss scaling meets the official routing."""
+        if self._cobi_error is not None:
+            raise InputError(self._cobi_error)
+        if self.scaler is not None and self.loss_cfg["routing"] == "official":
+            raise NotImplementedError("amp='fp16' loss scaling is not implemented for loss.routing = 'official' "
+                                      "(fidelity official); use amp='bf16' or fp32")
+
+    def describe(self) -> dict[str, Any]:
+        """What this task runs, for the run's records: fidelity, routing, optimisers, CoBi and HDR layer."""
+        return _jsonable({
+            "fidelity": self.recipe.get("fidelity"),
+            "routing": self.loss_cfg["routing"],
+            "optimizers": sorted(self._optimizers),
+            "cobi": self.cobi_variant or ("off" if self._cobi_error is None else "vgg19 (weights missing)"),
+            "cobi_band_width_weight_sp": None if self.cobi is None else [self.cobi.band_width, self.cobi.weight_sp],
+            "stack_cobi_grad": bool(self.loss_cfg["stack_cobi_grad"]),
+            "stack_mean_slots": self.loss_cfg["stack_mean_slots"],
+            "hdr_layer": self.hdr_layer,
+            "hdr_normalize": self.loss_cfg["hdr_normalize"],
+            "canny_channel_quirk": bool(self.loss_cfg["canny_channel_quirk"]),
+        })
 
     @property
     def cobi_variant(self) -> str | None:
@@ -186,24 +291,65 @@ class ProposedTask(TrainTask):
         return stack.to(self.device), evs
 
     def _groups(self, refine: bool) -> list[str]:
-        return [g for g in GROUPS if g in self._optimizers and (g != "refine" or refine)]
+        return [g for g in GROUPS if g in self._group_optimizers and (g != "refine" or refine)]
 
     def _backward_step(self, loss: torch.Tensor, groups: list[str]) -> None:
         """Zero every gradient, back-propagate ``loss`` and step ``groups`` (scaled under fp16 AMP)."""
         for opt in self._optimizers.values():
             opt.zero_grad(set_to_none=True)
+        names = [name for g in groups for name in self._group_optimizers[g]]
         if self.scaler is None:
             loss.backward()
-            for g in groups:
-                self._optimizers[g].step()
+            for name in names:
+                self._optimizers[name].step()
             return
         # A GradScaler allows one step per optimiser between updates; the trainer calls the last update.
         if self._pending_update:
             self.scaler.update()
         self.scaler.scale(loss).backward()
-        for g in groups:
-            self.scaler.step(self._optimizers[g])
+        for name in names:
+            self.scaler.step(self._optimizers[name])
         self._pending_update = True
+
+    def _routed_steps(self, terms: Mapping[str, torch.Tensor], refine: bool, hdr_to_all: bool) -> None:
+        """The official routing: each loss's gradients for its own networks, all taken on this forward graph,
+        then the steps in the official order (local, global, refinement, then every network for the HDR loss).
+
+        Args:
+            terms: weighted loss terms of one step or pass (keys as in :meth:`_image_terms`, plus ``hdr``).
+            refine: the refinement networks are active.
+            hdr_to_all: route ``terms["hdr"]`` to every active network (the stack pass after pre-training).
+        """
+        active = self._groups(refine)
+        routes: list[tuple[torch.Tensor, list[str]]] = []
+        for group, keys in ROUTES:
+            parts = [terms[k] for k in keys if k in terms]
+            if parts and group in active:
+                routes.append((sum(parts), [group]))
+        if hdr_to_all and "hdr" in terms:
+            routes.append((terms["hdr"], active))
+        grads = []
+        for loss, groups in routes:
+            params = [p for g in groups for p in self._group_params[g]]
+            if loss.requires_grad:
+                gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            else:  # e.g. a CoBi-only term without gradient: nothing to step
+                gs = (None,) * len(params)
+            grads.append((groups, params, gs))
+        for groups, params, gs in grads:
+            for opt in self._optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            for p, g in zip(params, gs):
+                p.grad = g
+            for g in groups:
+                for name in self._group_optimizers[g]:
+                    opt = self._optimizers[name]
+                    # A network this loss does not reach (the up nets while the teacher-forced pass goes down)
+                    # is not stepped, as the official code steps only the direction it trains.
+                    if any(p.grad is not None for pg in opt.param_groups for p in pg["params"]):
+                        opt.step()
+        for opt in self._optimizers.values():
+            opt.zero_grad(set_to_none=True)
 
     def _image_terms(self, out: StepOutput, target: torch.Tensor, target_edge: torch.Tensor | None, refine: bool,
                      cobi_grad: bool = True) -> dict[str, torch.Tensor]:
@@ -238,7 +384,10 @@ class ProposedTask(TrainTask):
                 out = net.step(x[:, prev], None if edges is None else edges[:, prev],
                                self.model.style_id(direction, t), h_g, h_l, refine=refine, detach_refine_inputs=True)
                 terms = self._image_terms(out, x[:, t], None if edges is None else edges[:, t], refine)
-                self._backward_step(sum(terms.values()), self._groups(refine))
+                if self.loss_cfg["routing"] == "official":
+                    self._routed_steps(terms, refine, hdr_to_all=False)
+                else:
+                    self._backward_step(sum(terms.values()), self._groups(refine))
                 h_g = None if out.h_global is None else out.h_global.detach()
                 h_l = None if out.h_local is None else out.h_local.detach()
                 for k, v in terms.items():
@@ -264,15 +413,27 @@ class ProposedTask(TrainTask):
                                       cobi_grad=bool(self.loss_cfg["stack_cobi_grad"]))
             for k, v in terms.items():
                 sums[k] = sums[k] + v if k in sums else v
-        terms = {k: v / len(generated) for k, v in sums.items()}
+        if self.loss_cfg["stack_mean_slots"] == "stack":
+            # Means over all E slots: the input slot is a copy of its target, so its L1, histogram and edge
+            # terms are zero; its CoBi term is not, and is a constant without gradient.
+            if "cobi" in sums:
+                with torch.no_grad():
+                    x01 = (x[:, r] + 1) / 2
+                    sums["cobi"] = sums["cobi"] + self.loss_cfg["cobi_weight"] * self.cobi(x01, x01)
+            terms = {k: v / e for k, v in sums.items()}
+        else:
+            terms = {k: v / len(generated) for k, v in sums.items()}
         if joint and self.loss_cfg["hdr_loss"]:
             if hdr is None:
                 raise InputError("loss.hdr_loss is on but the batch has no ground-truth 'hdr' (dataset without HDR)")
             pred = torch.stack([stack[:, t] if t == r else (generated[t].image + 1) / 2 for t in range(e)], dim=1)
-            merged = _merge_hdr(pred.float().clamp(0, 1), evs, self.loss_cfg["hdr_layer"])
+            merged = _merge_hdr(pred.float().clamp(0, 1), evs, self.hdr_layer)
             terms["hdr"] = self.loss_cfg["hdr_weight"] * mu_law_l1_loss(
                 merged, hdr.to(merged.dtype), mu=float(self.loss_cfg["mu"]), normalize=self.loss_cfg["hdr_normalize"])
-        self._backward_step(sum(terms.values()), self._groups(refine))
+        if self.loss_cfg["routing"] == "official":
+            self._routed_steps(terms, refine, hdr_to_all=True)
+        else:
+            self._backward_step(sum(terms.values()), self._groups(refine))
         return {"stack_" + k: float(v.detach()) for k, v in terms.items()}
 
     def train_step(self, batch: dict[str, Any], iteration: int) -> dict[str, float]:
@@ -288,6 +449,8 @@ class ProposedTask(TrainTask):
             hdr = hdr.to(self.device)
         joint = iteration >= int(self.schedule["pretrain_iters"])
         refine = joint and self.model.decomposition
+        if refine and self._cobi_error is not None:
+            raise InputError(self._cobi_error)
         x = stack * 2 - 1
         edges = None
         if self.model.decomposition:

@@ -6,7 +6,9 @@ and data settings of one runnable method. Resolution order (later wins, tables m
 1. the recipe named by ``extends`` (recursively, resolved the same way),
 2. the recipe file itself,
 3. the chosen preset (``[presets.<preset>.*]``; ``default_preset`` when none is asked for),
-4. caller overrides (``{"schedule.iters": 10}`` or nested dicts).
+4. caller overrides (``{"schedule.iters": 10}`` or nested dicts),
+5. the values the recipe's ``fidelity`` implies, for every such key not set by 1-4
+   (:mod:`hdrbench.train.fidelity`).
 
 The resolved recipe is a :class:`Recipe` (a ``dict``) whose :attr:`Recipe.hash` identifies the
 training-relevant configuration: run folders and result rows carry it, and ``hdrbench run`` retrains
@@ -26,6 +28,7 @@ from typing import Any, Mapping
 
 from hdrbench.errors import InputError
 from hdrbench.paths import recipes_dir
+from hdrbench.train.fidelity import apply_fidelity
 from hdrbench.registry import Registry
 
 #: Top-level keys a recipe file may have.
@@ -36,6 +39,7 @@ TOP_LEVEL_KEYS = (
     "task",
     "extends",
     "default_preset",
+    "fidelity",
     "card",
     "model",
     "loss",
@@ -50,6 +54,8 @@ REQUIRED_KEYS = ("name", "arch", "task")
 SECTIONS = ("card", "model", "loss", "optim", "schedule", "data")
 #: Sections a preset may override (the card documents the method, not a scale).
 PRESET_SECTIONS = ("model", "loss", "optim", "schedule", "data")
+#: Plain (non-table) keys a preset may set.
+PRESET_KEYS = ("fidelity",)
 #: Keys that document a recipe without changing what it trains; left out of :attr:`Recipe.hash`.
 DOC_ONLY_KEYS = ("description", "card")
 
@@ -74,6 +80,7 @@ KNOWN_KEYS: dict[str, dict[str, tuple]] = {
         "scale_aug": (list, bool),
         "evs": (list,),
         "cache_scenes": _INT,
+        "requantize_bits": _INT,
     },
     "optim": {
         "name": (str,),
@@ -81,6 +88,7 @@ KNOWN_KEYS: dict[str, dict[str, tuple]] = {
         "weight_decay": _NUM,
         "gradient_centralization": (bool,),
         "eps": _NUM,
+        "per_network": (bool,),
     },
 }
 _POSITIVE_INT_KEYS = ("schedule.iters", "schedule.batch_size", "schedule.log_every", "schedule.save_every")
@@ -188,7 +196,7 @@ def _check_file(raw: dict[str, Any], path: Path) -> None:
             raise _unknown_key(key, TOP_LEVEL_KEYS, "", path)
     if raw.get("name", path.stem) != path.stem:
         raise InputError(f"recipe {path}: name = {raw['name']!r} must equal the file stem {path.stem!r}")
-    for key in ("name", "description", "arch", "task", "extends", "default_preset"):
+    for key in ("name", "description", "arch", "task", "extends", "default_preset", "fidelity"):
         if key in raw and not isinstance(raw[key], str):
             raise InputError(f"recipe {path}: key {key!r} must be a string, got {type(raw[key]).__name__}")
     for key in SECTIONS:
@@ -201,8 +209,13 @@ def _check_file(raw: dict[str, Any], path: Path) -> None:
         if not isinstance(body, dict):
             raise InputError(f"recipe {path}: [presets.{pname}] must be a table")
         for key, value in body.items():
+            if key in PRESET_KEYS:
+                if not isinstance(value, str):
+                    raise InputError(f"recipe {path}: presets.{pname}.{key} must be a string, "
+                                     f"got {type(value).__name__}")
+                continue
             if key not in PRESET_SECTIONS:
-                raise _unknown_key(key, PRESET_SECTIONS, f"presets.{pname}.", path)
+                raise _unknown_key(key, PRESET_SECTIONS + PRESET_KEYS, f"presets.{pname}.", path)
             if not isinstance(value, dict):
                 raise InputError(f"recipe {path}: [presets.{pname}.{key}] must be a table")
 
@@ -304,7 +317,7 @@ def load_recipe(
     Raises:
         UnknownNameError: unknown recipe name or preset (with close matches).
         InputError: invalid TOML, unknown or mistyped keys, a name that differs from the file stem,
-            an ``extends`` cycle; the message names the key and the file.
+            an ``extends`` cycle, an unknown ``fidelity``; the message names the key and the file.
     """
     path = resolve_path(name_or_path).resolve()
     merged, presets = _load_raw(path)
@@ -319,6 +332,7 @@ def load_recipe(
     merged["preset"] = chosen
     if overrides:
         merged = deep_merge(merged, _expand_overrides(overrides))
+    merged = apply_fidelity(merged, path)
     _check_resolved(merged, path)
     return Recipe(merged, path=path, presets=sorted(presets))
 
@@ -374,6 +388,7 @@ def describe(name: str) -> str:
             lines.append(f"  parameters [{label}]: unavailable ({type(exc).__name__}: {exc})")
             continue
         parts = ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in counts.items() if k != "total")
-        lines.append(f"  parameters [{label}] (hash {recipe.hash}): total {counts['total'] / 1e6:.3f} M"
-                     + (f" = {parts}" if parts else ""))
+        lines.append(f"  parameters [{label}] (hash {recipe.hash}"
+                     + (f", fidelity {recipe['fidelity']}" if recipe.get("fidelity") else "")
+                     + f"): total {counts['total'] / 1e6:.3f} M" + (f" = {parts}" if parts else ""))
     return "\n".join(lines)

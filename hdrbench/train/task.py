@@ -56,6 +56,15 @@ class TrainTask(ABC):
         """Learning-rate schedulers by name (checkpointed); none by default."""
         return {}
 
+    def prepare_training(self) -> None:
+        """Called by the trainer once the task is set up, before the first iteration: raise here when the
+        recipe cannot train as asked (a missing weights file a loss needs...). Nothing by default."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the task runs beyond the recipe's keys (resolved variants), JSON-serialisable; recorded in the
+        run's ``recipe.json``, its checkpoint and the evaluation records' configuration. Empty by default."""
+        return {}
+
 
 #: Training tasks by name; a recipe's ``task`` key selects one.
 TASKS: Registry[type[TrainTask]] = Registry("training task")

@@ -104,6 +104,9 @@ def training_identity(recipe: Mapping[str, Any], dataset_info: Mapping[str, Any]
 def resolve_recipe(recipe: str | os.PathLike | Mapping[str, Any], *, preset: str | None = None,
                    overrides: Mapping[str, Any] | None = None) -> Recipe:
     """A :class:`Recipe` from a name, a path or an already resolved recipe, with ``overrides`` merged in."""
+    if not isinstance(recipe, (str, os.PathLike)) and overrides and "fidelity" in overrides:
+        raise InputError("a fidelity override needs the recipe's name or path: the recipe given is already "
+                         "resolved, with the values its own fidelity implies")
     if isinstance(recipe, Recipe):
         if preset is not None and preset != recipe.preset:
             raise InputError(f"recipe {recipe.name!r} was resolved with preset {recipe.preset!r}, not {preset!r}")
@@ -256,6 +259,7 @@ def prepare_task(recipe: Recipe, device: torch.device, *, amp: str | None = None
         scaler = torch.amp.GradScaler(device.type)
     task.scaler = scaler
     task.amp = amp
+    task.prepare_training()
     dist_utils.broadcast_parameters(modules)
     if compile:
         for module in modules.values():
@@ -291,6 +295,7 @@ def train(
     save_every: int | None = None,
     log_every: int | None = None,
     progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Train a recipe on a dataset and return the final checkpoint's path.
 
@@ -317,6 +322,8 @@ def train(
         save_every: checkpoint interval in iterations (overrides ``schedule.save_every``).
         log_every: log interval in iterations (overrides ``schedule.log_every``).
         progress: show a progress bar on rank 0.
+        overrides: further recipe overrides (dotted keys, e.g. ``{"fidelity": "corrected"}``); a ``fidelity``
+            override needs a recipe name or path (its implied values are resolved when the file is read).
 
     Returns:
         Path of the checkpoint written at the last iteration.
@@ -328,7 +335,7 @@ def train(
     """
     if amp not in (None, "bf16", "fp16"):
         raise InputError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-    overrides: dict[str, Any] = {}
+    overrides = dict(overrides or {})
     for key, value in (("schedule.iters", iters), ("schedule.batch_size", batch_size),
                        ("schedule.save_every", save_every), ("schedule.log_every", log_every)):
         if value is not None:
@@ -413,8 +420,9 @@ def train(
             _archive_previous(run_dir)
         dist_utils.barrier()
 
-        settings = {"recipe": dict(recipe), "recipe_hash": rhash, "dataset": dataset_name, "seed": seed,
-                "identity": identity, "dataset_info": data_info,
+        task_info = task.describe()
+        settings = {"recipe": dict(recipe), "recipe_hash": rhash, "task": task_info, "dataset": dataset_name,
+                    "seed": seed, "identity": identity, "dataset_info": data_info,
                     "device": str(device), "amp": amp, "channels_last": channels_last, "compile": compile,
                     "world_size": info.world_size, "batch_size_per_process": batch, "iters": total}
         if main:
@@ -430,7 +438,8 @@ def train(
                     data_state=data.state_dict(), recipe=recipe, recipe_hash=rhash, scaler=scaler,
                     extra={"dataset": dataset_name, "preset": recipe.preset, "method": recipe.name, "seed": seed,
                            "iters": total, "complete": iteration >= total, "amp": amp,
-                           "world_size": info.world_size, "identity": identity, "dataset_info": data_info})
+                           "world_size": info.world_size, "identity": identity, "dataset_info": data_info,
+                           "task_info": task_info})
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     ckpt.save_checkpoint(ckpt_path, state)
