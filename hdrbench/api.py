@@ -64,6 +64,9 @@ class RunResult:
         trained: ``"no"`` (a checkpoint of this configuration existed), ``"fresh"``, ``"resumed"`` or
             ``"weights"`` (official weights evaluated, nothing trained).
         run_dir: the evaluation run folder (records, configuration, log).
+        placement: one sentence placing the method between the training-free bounds (``gt-stack``,
+            ``exposure-scaling``, ``ldr-linear``) for HDR-VDP-2 and stack PSNR; None when not computed.
+        bounds_evaluated: the bounds evaluated by this call because the leaderboard lacked them.
     """
 
     method: str
@@ -71,6 +74,8 @@ class RunResult:
     checkpoint: Path | None
     trained: str
     run_dir: Path
+    placement: str | None = None
+    bounds_evaluated: tuple[str, ...] = ()
 
 
 def existing_checkpoint(recipe, dataset_name: str, out: str | os.PathLike | None = None, *,
@@ -118,7 +123,7 @@ def existing_checkpoint(recipe, dataset_name: str, out: str | os.PathLike | None
 
 def run(
     method: str = "proposed",
-    dataset: str = "synthetic",
+    dataset: str = "photos",
     *,
     root: str | os.PathLike | None = None,
     preset: str | None = None,
@@ -139,6 +144,7 @@ def run(
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
     weights: str | os.PathLike | None = None,
+    bounds: bool = True,
     **evaluate_options: Any,
 ) -> RunResult:
     """Train ``method`` on ``dataset`` when no checkpoint of that configuration exists, then evaluate it.
@@ -158,21 +164,39 @@ def run(
         split, limit, protocol: evaluation settings (:func:`hdrbench.evaluate.harness.evaluate`).
         train_out: run folder for training (default ``runs/<method>__<dataset-slug>``).
         eval_out: parent folder of the evaluation run folder (default ``runs/``).
-        leaderboard: update ``results/leaderboard-<dataset>.csv``.
+        leaderboard: update ``<results>/leaderboard-<dataset>.csv`` (the user results folder unless
+            ``results`` says otherwise).
         progress: progress bars.
         overrides: recipe overrides (``{"fidelity": "corrected"}``), part of the recipe hash; for a
             training-free method they are its method options.
         weights: evaluate the recipe's network from official weights instead of training it (for ``proposed``:
             the folder or ``DIR/<step>`` prefix of the six DiffHDRsyn checkpoints; ``preset`` sizes the network,
             default ``paper``).
+        bounds: with ``leaderboard``, evaluate the training-free bounds (``gt-stack``, ``exposure-scaling``,
+            ``ldr-linear``) on the same dataset, split, resolution and protocol when the leaderboard lacks them,
+            and place the method between them (``RunResult.placement``). Not done for the bounds themselves.
         **evaluate_options: further keyword arguments of ``evaluate`` (``stack_metrics``, ``hdr_metrics``,
-            ``resolution``, ``dataset_options``...).
+            ``resolution``, ``dataset_options``, ``results``, ``publish``...).
     """
     from hdrbench.data import get_dataset
     from hdrbench.evaluate.harness import evaluate
     from hdrbench.evaluate.methods import is_reference_method
 
     dataset_options = dict(evaluate_options.pop("dataset_options", None) or {})
+    # One dataset object serves training (train split), evaluation (test split) and the bounds.
+    ds = get_dataset(dataset, root=root, resolution=evaluate_options.pop("resolution", None), **dataset_options)
+
+    def finish(result: RunResult) -> RunResult:
+        from hdrbench.evaluate.bounds import BOUNDS
+
+        if not (bounds and leaderboard) or result.method in BOUNDS:
+            return result
+        done, sentence = _place(result.method, ds, result.run_dir, split=split, limit=limit, protocol=protocol,
+                                device=device, eval_out=eval_out, seed=seed, progress=progress,
+                                evaluate_options=evaluate_options)
+        return RunResult(result.method, result.dataset, result.checkpoint, result.trained, result.run_dir,
+                         sentence, done)
+
     if is_reference_method(method):
         if weights is not None:
             from hdrbench.errors import InputError
@@ -181,10 +205,9 @@ def run(
         if overrides:
             evaluate_options["method_options"] = {**dict(evaluate_options.get("method_options") or {}),
                                                   **dict(overrides)}
-        path = evaluate(method, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
-                        root=root, seed=seed, progress=progress, leaderboard=leaderboard,
-                        dataset_options=dataset_options, **evaluate_options)
-        return RunResult(method, dataset, None, "no", Path(path))
+        path = evaluate(method, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                        seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
+        return finish(RunResult(method, ds.name, None, "no", Path(path)))
 
     from hdrbench.evaluate.trained import load_trained_method
     from hdrbench.train.trainer import train as _train
@@ -197,10 +220,9 @@ def run(
             raise InputError("official weights are evaluated as they are: --weights excludes --retrain, --iters "
                              "and --batch-size")
         meth = load_trained_method(method, dataset=None, device=device, preset=preset, weights=weights)
-        run_dir = evaluate(meth, dataset, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
-                           root=root, seed=seed, progress=progress, leaderboard=leaderboard,
-                           dataset_options=dataset_options, **evaluate_options)
-        return RunResult(method, str(dataset), Path(weights), "weights", Path(run_dir))
+        run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                           seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
+        return finish(RunResult(method, ds.name, Path(weights), "weights", Path(run_dir)))
 
     overrides = dict(overrides or {})
     if iters is not None:
@@ -208,8 +230,6 @@ def run(
     if batch_size is not None:
         overrides["schedule.batch_size"] = batch_size
     recipe = load_recipe(method, preset=preset, overrides=overrides)
-    # One dataset object serves training (train split) and evaluation (test split).
-    ds = get_dataset(dataset, root=root, resolution=evaluate_options.pop("resolution", None), **dataset_options)
     status, path = (("missing", None) if retrain
                     else existing_checkpoint(recipe, ds.name, train_out, seed=seed, dataset=ds))
     trained = "no"
@@ -220,4 +240,27 @@ def run(
     meth = load_trained_method(recipe.name, dataset=ds.name, device=device, checkpoint=path)
     run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
                        seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
-    return RunResult(method, ds.name, Path(path), trained, Path(run_dir))
+    return finish(RunResult(recipe.name, ds.name, Path(path), trained, Path(run_dir)))
+
+
+def _place(method: str, ds, run_dir: Path, *, split: str, limit: int | None, protocol: str, device: str,
+           eval_out, seed: int, progress: bool, evaluate_options: dict[str, Any]) -> tuple[tuple[str, ...], str]:
+    """Evaluate the bounds the leaderboard lacks (same dataset object, split, limit, protocol, metrics, results
+    folder) and return (the bounds evaluated, the placement sentence)."""
+    import json
+
+    from hdrbench.evaluate.bounds import missing_bounds, placement
+    from hdrbench.evaluate.harness import evaluate
+
+    results = evaluate_options.get("results")
+    n_images = len(json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))["scenes"])
+    todo = missing_bounds(dataset=ds.name, split=split, resolution=ds.resolution.policy, protocol=protocol,
+                          n_images=n_images, results=results)
+    for name in todo:
+        if progress:
+            print(f"evaluating the bound {name} on {ds.name} ({split}, {protocol}): the leaderboard lacks it")
+        evaluate(name, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out, seed=seed,
+                 progress=progress, leaderboard=True, **evaluate_options)
+    sentence = placement(method, dataset=ds.name, split=split, resolution=ds.resolution.policy, protocol=protocol,
+                         results=results)
+    return tuple(todo), sentence

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hdrbench set-up: installs the package with everything it needs, then runs one job.
 #
-#   bash scripts/setup.sh demo   # install, then run the main job on the embedded `synthetic` dataset
+#   bash scripts/setup.sh demo   # install, then run the main job on the embedded `photos` dataset
 #   bash scripts/setup.sh test   # install with the test extra, then run the whole test suite
 #
 # On a machine without torch, the CPU build torch==2.13.0 is installed first: an open-ended `torch`
@@ -17,7 +17,7 @@ export OPENCV_IO_ENABLE_OPENEXR=1
 case "$job" in
     demo)
         "$PY" -m pip install --quiet -e .
-        "$PY" -m hdrbench run --dataset synthetic
+        "$PY" -m hdrbench run --dataset photos --preset demo
         ;;
     test)
         "$PY" -m pip install --quiet -e ".[test]"

@@ -101,9 +101,10 @@ def test_run_extends_a_shorter_finished_run_exactly_and_retrains_for_another_see
                                                      checkpoint_weights(path).values()))
 
 
-def test_run_defaults_to_the_proposed_method_on_synthetic_at_the_cpu_preset():
+def test_run_defaults_to_the_proposed_method_on_photos_at_the_cpu_preset():
     args = build_parser().parse_args(["run"])
-    assert (args.method, args.dataset, args.preset, args.device) == ("proposed", "synthetic", None, "cpu")
+    assert (args.method, args.dataset, args.preset, args.device) == ("proposed", "photos", None, "cpu")
+    assert (args.publish, args.no_bounds) == (False, False)
     # No --preset means the recipe's default preset, which for the proposed method is the CPU one.
     assert load_recipe(args.method, preset=args.preset).preset == "cpu"
     train_args = build_parser().parse_args(["train", "--method", "proposed", "--dataset", "synthetic", "--amp", "bf16",

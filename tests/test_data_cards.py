@@ -9,7 +9,7 @@ from hdrbench.data.base import Resolution, dataset_slug
 from hdrbench.data.cards import REQUIRED_KEYS, parse_card
 from hdrbench.errors import DatasetError, InputError, UnknownNameError
 
-CARDS = ("hdr-eye", "hdr-folder", "stack-folder", "synthetic", "vds")
+CARDS = ("hdr-eye", "hdr-folder", "photos", "stack-folder", "synthetic", "vds")
 
 
 def test_every_card_loads_with_provenance():

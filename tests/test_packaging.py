@@ -46,6 +46,11 @@ def test_wheel_ships_recipes_cards_and_package_data(tmp_path):
         assert f"hdrbench/_recipes/{toml.name}" in names, toml.name
     for toml in (ROOT / "datasets").glob("*.toml"):
         assert f"hdrbench/_cards/{toml.name}" in names, toml.name
+    # The embedded photographs, their manifest and licence texts travel with the card that names them.
+    for path in (ROOT / "datasets" / "photos").rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(ROOT / "datasets").as_posix()
+            assert f"hdrbench/_cards/{rel}" in names, rel
     assert "hdrbench/cli.py" in names
     # HDR-VDP's constants are data, not code: without them the metric cannot load from an installed wheel.
     assert "hdrbench/metrics/hdrvdp2/constants.json" in names

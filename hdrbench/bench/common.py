@@ -13,7 +13,7 @@ from typing import Callable
 from filelock import FileLock
 
 from hdrbench import __version__
-from hdrbench.paths import results_dir
+from hdrbench.paths import lock_path, results_dir
 
 
 def environment() -> dict:
@@ -69,7 +69,7 @@ def append_result(name: str, row: dict, out: str | Path | None = None) -> Path:
     path = Path(out) if out else results_dir() / f"bench-{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {**row, **environment()}
-    with FileLock(str(path) + ".lock"):
+    with FileLock(str(lock_path(path))):
         exists = path.exists() and path.stat().st_size > 0
         if exists:
             with open(path, newline="", encoding="utf-8") as fh:

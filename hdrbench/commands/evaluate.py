@@ -30,13 +30,18 @@ def register(sub) -> None:
                         "weights=PATH): proposed takes a folder of the six DiffHDRsyn <step>-gu.ckpt ... files or a "
                         "prefix DIR/<step>; baseline cards say which file each takes")
     p.add_argument("--seed", type=int, default=0, help="torch seed set before each scene (default: 0)")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not update results/leaderboard-<dataset>.csv")
+    p.add_argument("--no-leaderboard", action="store_true",
+                   help="do not update the leaderboard (<results>/leaderboard-<dataset>.csv; <results> is "
+                        "$HDRBENCH_RESULTS, default runs/results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--save-hdr", nargs="?", const="pfm", choices=("pfm", "exr", "hdr"), metavar="FORMAT",
                    help="save each scene's scored HDR image as <run>/hdr/<scene>.<FORMAT> (pfm: lossless float32, "
                         "the default; exr; hdr: Radiance RGBE)")
     p.add_argument("--publish-records", action="store_true",
-                   help="also write the records to results/records/<dataset>/<method>.records.csv")
+                   help="also write the records to <results>/records/<dataset>/<method>.records.csv")
+    p.add_argument("--publish", action="store_true",
+                   help="maintainers: write the leaderboard and the records into the repository's committed "
+                        "results/ instead of the user results folder (implies --publish-records)")
     add_allow_incomplete(p)
     p.set_defaults(func=run)
 
@@ -91,6 +96,16 @@ def scored_checkpoint_line(run_dir) -> str | None:
             f"{fallback}){caveat}")
 
 
+
+def results_folder(args):
+    """The committed results/ for ``--publish`` (checked before any work), else None (the user results folder)."""
+    if not getattr(args, "publish", False):
+        return None
+    from hdrbench.paths import published_results_dir
+
+    return published_results_dir()
+
+
 def run(args) -> int:
     from hdrbench.evaluate.harness import evaluate
 
@@ -107,8 +122,9 @@ def run(args) -> int:
         out=args.out, root=args.root, resolution=args.resolution,
         dataset_options=options(args.dataset_option, "--dataset-option"), method_options=method_options,
         stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics), seed=args.seed,
-        progress=not args.no_progress, leaderboard=not args.no_leaderboard, publish=args.publish_records,
-        save_hdr=args.save_hdr, allow_incomplete=args.allow_incomplete,
+        progress=not args.no_progress, leaderboard=not args.no_leaderboard,
+        publish=args.publish_records or args.publish, results=results_folder(args), save_hdr=args.save_hdr,
+        allow_incomplete=args.allow_incomplete,
     )
     import os
 

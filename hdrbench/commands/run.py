@@ -8,11 +8,14 @@ from hdrbench.commands.train import add_training_arguments, apply_threads, optio
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="train if needed, evaluate, update the leaderboard (default: proposed on synthetic)",
+    p = sub.add_parser("run", help="train if needed, evaluate, update the leaderboard (default: proposed on photos)",
                        description="Train METHOD on DATASET's train split unless a complete checkpoint of the same "
                                    "resolved recipe exists (an unfinished one is resumed), evaluate it on the "
-                                   "test split and update results/leaderboard-<dataset>.csv. Training-free "
-                                   "methods are evaluated directly.")
+                                   "test split and update <results>/leaderboard-<dataset>.csv (<results>: "
+                                   "$HDRBENCH_RESULTS, default runs/results). Training-free methods are evaluated "
+                                   "directly. Then the training-free bounds (gt-stack, exposure-scaling, ldr-linear) "
+                                   "are evaluated on the same split and protocol when the leaderboard lacks them, "
+                                   "and one sentence places the method between them.")
     add_training_arguments(p, method_required=False)
     p.add_argument("--retrain", action="store_true", help="train afresh even when a complete checkpoint exists")
     p.add_argument("--weights", metavar="PATH",
@@ -26,9 +29,14 @@ def register(sub) -> None:
     p.add_argument("--stack-metrics", default="psnr,ssim,ms-ssim", help="comma-separated stack metrics")
     p.add_argument("--no-leaderboard", action="store_true", help="do not update the leaderboard")
     p.add_argument("--publish-records", action="store_true",
-                   help="also copy the records to results/records/<dataset>/<method>.records.csv (read by "
+                   help="also copy the records to <results>/records/<dataset>/<method>.records.csv (read by "
                         "'hdrbench tables')")
     add_allow_incomplete(p)
+    p.add_argument("--publish", action="store_true",
+                   help="maintainers: write the leaderboard and the records into the repository's committed "
+                        "results/ instead of the user results folder (implies --publish-records)")
+    p.add_argument("--no-bounds", action="store_true",
+                   help="do not evaluate the training-free bounds nor print where the method stands")
     p.set_defaults(func=run)
 
 
@@ -37,10 +45,12 @@ def run(args) -> int:
     import time
 
     from hdrbench import api
+    from hdrbench.commands.evaluate import results_folder
     from hdrbench.evaluate.leaderboard import leaderboard_path, leaderboard_text
     from hdrbench.train import distributed as dist_utils
 
     apply_threads(args)
+    results = results_folder(args)
     names = lambda s: [m.strip() for m in s.split(",") if m.strip()]  # noqa: E731
     from hdrbench.outputs import check_output_dir
     from hdrbench.paths import results_dir, runs_dir
@@ -57,7 +67,8 @@ def run(args) -> int:
                          channels_last=args.channels_last, compile=args.compile, seed=args.seed, retrain=args.retrain,
                          split=args.split, limit=args.limit, protocol=args.protocol,
                          leaderboard=not args.no_leaderboard, progress=not args.no_progress,
-                         resolution=args.resolution, publish=args.publish_records, weights=args.weights,
+                         resolution=args.resolution, publish=args.publish_records or args.publish,
+                         results=results, bounds=not args.no_bounds, weights=args.weights,
                          dataset_options=options(args.dataset_option, "--dataset-option"),
                          overrides=recipe_options(args.method_option),
                          stack_metrics=names(args.stack_metrics), hdr_metrics=names(args.hdr_metrics),
@@ -79,6 +90,9 @@ def run(args) -> int:
     report_failures(result.run_dir)
     print(f"run folder: {result.run_dir} (config.json, environment.json, log)")
     if not args.no_leaderboard:
-        print(f"leaderboard: {leaderboard_path(result.dataset)}")
-        print(leaderboard_text(result.dataset))
+        print(f"leaderboard: {leaderboard_path(result.dataset, results)}")
+        print(leaderboard_text(result.dataset, results=results))
+    if result.placement:
+        print()
+        print(result.placement)
     return 0

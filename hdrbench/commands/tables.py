@@ -9,14 +9,15 @@ def register(sub) -> None:
     p = sub.add_parser("tables", help="regenerate every table and figure from per-image records (never models)")
     p.add_argument("--records", nargs="+", default=["results/records"],
                    help="record CSV files or folders searched for records.csv / *.records.csv (default results/records)")
-    p.add_argument("-o", "--out", default="results", help="output folder (default results/)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: the user results folder, $HDRBENCH_RESULTS or "
+                                               "runs/results; the committed tables are written with --out results)")
     p.add_argument("--protocol", default="singlehdr", help="protocol used by the correlation study (default singlehdr)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(func=_tables)
 
     r = sub.add_parser("report", help="tables plus the CRF-consistency study and qualitative grids")
     r.add_argument("--records", nargs="+", default=["results/records"])
-    r.add_argument("-o", "--out", default="results", help="output folder (default results/)")
+    r.add_argument("-o", "--out", default=None, help="output folder (default: the user results folder)")
     r.add_argument("--protocol", default="singlehdr")
     r.add_argument("--dataset", default=None, help="dataset for the CRF-consistency study (e.g. synthetic)")
     r.add_argument("--root", default=None, help="dataset root for the CRF study")
@@ -29,10 +30,18 @@ def register(sub) -> None:
     r.set_defaults(func=_report)
 
 
+def _out(args) -> None:
+    if args.out is None:
+        from hdrbench.paths import results_dir
+
+        args.out = str(results_dir())
+
+
 def _tables(args) -> int:
     from hdrbench.outputs import check_output_dir
     from hdrbench.report.build import build_tables
 
+    _out(args)
     check_output_dir(args.out, "--out")
     cmd = f"hdrbench tables --records {' '.join(args.records)} --out {args.out}"
     written = build_tables(args.records, Path(args.out), protocol=args.protocol, command=cmd,

@@ -53,13 +53,13 @@ def add_training_arguments(p, *, method_required: bool) -> None:
     if method_required:
         p.add_argument("--method", required=True, help="recipe name in methods/ (see 'hdrbench methods list') "
                                                        "or a path to a recipe .toml")
-        p.add_argument("--dataset", required=True, help="dataset name: synthetic, vds, hdr-eye, hdr-folder:PATH, "
-                                                        "stack-folder:PATH")
+        p.add_argument("--dataset", required=True, help="dataset name: photos, synthetic, vds, hdr-eye, "
+                                                        "hdr-folder:PATH, stack-folder:PATH")
     else:
         p.add_argument("--method", default="proposed", help="method: a recipe (trained when needed) or a "
                                                             "training-free method (default: proposed)")
-        p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic, generated on "
-                                                              "first use)")
+        p.add_argument("--dataset", default="photos", help="dataset name (default: photos, the embedded real "
+                                                           "photographs)")
     p.add_argument("--root", help="dataset root folder (vds, hdr-eye)")
     p.add_argument("--preset", help="recipe preset: paper, cpu or tiny (default: the recipe's default_preset)")
     p.add_argument("--method-option", action="append", metavar="KEY=VALUE",

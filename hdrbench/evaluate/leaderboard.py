@@ -1,4 +1,7 @@
-"""Leaderboards: one CSV per dataset, ``results/leaderboard-<dataset slug>.csv``, aggregated per run.
+"""Leaderboards: one CSV per dataset, ``<results>/leaderboard-<dataset slug>.csv``, aggregated per run.
+
+``<results>`` is the user's results folder (:func:`hdrbench.paths.results_dir`); the committed ``results/`` of
+the repository is written only on ``--publish``.
 
 Each evaluation adds one block of rows keyed by its ``run_id``: per method x protocol x target x EV x
 metric, the mean and the sample standard deviation (ddof = 1, "mean ± std over test images" as in the
@@ -12,7 +15,8 @@ iteration 3 of 8``, ``fallback checkpoint: checkpoint.prev.pt``). The text view 
 lets one shadow a full evaluation as a method's latest entry. Files written before the column existed are
 read with an empty caveat and rewritten with the column on their next update.
 
-Concurrency and crashes. An update takes a ``filelock.FileLock`` on ``<file>.lock``, reads the current file,
+Concurrency and crashes. An update takes a ``filelock.FileLock`` on a lock file in the cache folder named after
+the leaderboard's path (:func:`hdrbench.paths.lock_path`, so no lock file is left beside results), reads the current file,
 replaces the rows of its own ``run_id`` (so re-writing one run is idempotent), writes the whole table to a
 temporary file in the same folder, fsyncs and ``os.replace``-s it over the leaderboard. Two concurrent
 runs therefore serialise and both blocks survive; a process killed at any moment leaves either the old or
@@ -33,7 +37,7 @@ from filelock import FileLock
 from hdrbench.atomic import atomic_open
 from hdrbench.data.base import dataset_slug
 from hdrbench.errors import InputError
-from hdrbench.paths import results_dir
+from hdrbench.paths import lock_path, results_dir
 
 #: Columns that identify one aggregate (one leaderboard row).
 GROUP_KEYS: tuple[str, ...] = (
@@ -146,7 +150,7 @@ def update_leaderboard(records: Iterable[dict], *, dataset: str, results: str | 
     path = leaderboard_path(dataset, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ids = {r["run_id"] for r in new}
-    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+    with FileLock(str(lock_path(path)), timeout=LOCK_TIMEOUT_S):
         _remove_orphans(path)
         kept = [r for r in read_leaderboard_file(path) if r["run_id"] not in run_ids]
         with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
