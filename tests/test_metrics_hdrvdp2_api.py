@@ -124,6 +124,20 @@ def test_gradient_flows_and_matches_finite_differences():
     assert an == pytest.approx(fd, rel=1e-4)
 
 
+@pytest.mark.grad
+def test_gradient_after_a_call_in_inference_mode():
+    # The metric caches size-dependent tables (resize blocks, MTF, CSF, LUTs). A first call under
+    # torch.inference_mode (as `score` and the benchmarks make) must not leave inference tensors in those
+    # caches, or a later differentiable call of the same size fails in autograd.
+    test, ref = _pair(h=40, w=36, seed=11, noise=0.1)
+    with torch.inference_mode():
+        hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30)
+    test = test.clone().requires_grad_(True)
+    q = hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30).Q.sum()
+    (grad,) = torch.autograd.grad(q, test)
+    assert torch.isfinite(grad).all() and float(grad.abs().max()) > 0
+
+
 # -------------------------------------------------------------------------------------- bad input
 
 

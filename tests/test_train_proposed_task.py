@@ -109,7 +109,7 @@ def test_methods_show_prints_per_network_counts_per_preset():
     # 98.9 M global, 6.19 M local, 11.0 M refinement per direction) at the printed 3-decimal precision.
     text = recipes.describe("proposed")
     lines = {line.split("]")[0].split("[")[1]: line for line in text.splitlines() if "parameters [" in line}
-    assert set(lines) == {"paper", "cpu", "cpu-ladder", "tiny"}
+    assert set(lines) == {"paper", "cpu", "cpu-ladder", "demo", "tiny"}
     for d in ("up", "down"):
         for part in (f"global_{d} 98.918 M", f"local_{d} 6.189 M", f"refine_{d} 11.008 M"):
             assert part in lines["paper"], (part, lines["paper"])

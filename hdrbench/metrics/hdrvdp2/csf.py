@@ -63,7 +63,8 @@ def csf_table(freqs: np.ndarray, dtype: torch.dtype, device: torch.device) -> to
             _TABLE_CACHE.clear()
         la = torch.logspace(-5, 5, N_LA, dtype=torch.float64)
         rho = torch.as_tensor(np.asarray(freqs, dtype=np.float64))[:, None]
-        t = ncsf(rho, la[None, :]).to(device=device, dtype=dtype)
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+            t = ncsf(rho, la[None, :]).to(device=device, dtype=dtype)
         _TABLE_CACHE[key] = t
     return t
 

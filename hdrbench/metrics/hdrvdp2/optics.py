@@ -54,9 +54,10 @@ def mtf_filter(h: int, w: int, ppd: float, dtype: torch.dtype, device: torch.dev
         if len(_MTF_CACHE) > 64:
             _MTF_CACHE.clear()
         full = mtf(cycdeg_image((2 * h, 2 * w), ppd))
-        f = torch.from_numpy(np.ascontiguousarray(full[:, : w + 1])).to(device=device, dtype=dtype)
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+            f = torch.from_numpy(np.ascontiguousarray(full[:, : w + 1])).to(device=device, dtype=dtype)
+            _MTF_CACHE[key + ("T",)] = f.transpose(0, 1).contiguous()
         _MTF_CACHE[key] = f
-        _MTF_CACHE[key + ("T",)] = f.transpose(0, 1).contiguous()
     return f
 
 

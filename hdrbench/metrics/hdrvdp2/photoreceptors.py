@@ -23,7 +23,8 @@ def _lut(name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if t is None:
         c = constants()
         src = {"cone": c.pn_cone, "rod": c.pn_rod, "M_rgb": c.M_rgb, "M_lum": c.M_lum}[name]
-        t = torch.from_numpy(src).to(device=device, dtype=dtype)
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+            t = torch.from_numpy(src).to(device=device, dtype=dtype)
         _LUT_CACHE[key] = t
     return t
 

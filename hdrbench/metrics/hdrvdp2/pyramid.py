@@ -100,6 +100,8 @@ def filters(dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]
         # (:func:`corr_dn_many`): lo0 (9x9) beside hi0 (15x15), the oriented filters (9x9) beside lo (17x17).
         f["lo0_corr_15"] = F.pad(f["lo0_corr"], (3, 3, 3, 3))
         f["b_corr_17"] = F.pad(f["b_corr"], (4, 4, 4, 4))
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+            f = {name: (v.clone() if v.is_inference() else v) for name, v in f.items()}
         _FILTERS[key] = f
     return f
 
@@ -148,7 +150,8 @@ def _spectrum(weight: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         if len(_SPECTRA) > 128:
             _SPECTRA.clear()
         # Correlation = convolution with the rotated kernel; circular wrap only touches the discarded rim.
-        spec = torch.fft.rfft2(weight.flip(-1, -2), s=shape)
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+            spec = torch.fft.rfft2(weight.flip(-1, -2), s=shape)
         _SPECTRA[key] = spec
     return spec
 

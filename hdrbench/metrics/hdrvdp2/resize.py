@@ -77,7 +77,9 @@ def resize_blocks(n_in: int, n_out: int, dtype: torch.dtype, device: torch.devic
             rows = mat[r0 : r0 + BLOCK]
             nz = np.nonzero(rows.any(axis=0))[0]
             c0, c1 = int(nz[0]), int(nz[-1]) + 1
-            blocks.append((c0, c1, torch.from_numpy(np.ascontiguousarray(rows[:, c0:c1])).to(device=device, dtype=dtype)))
+            with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
+                block = torch.from_numpy(np.ascontiguousarray(rows[:, c0:c1])).to(device=device, dtype=dtype)
+            blocks.append((c0, c1, block))
         _TORCH_CACHE[key] = blocks
     return blocks
 
