@@ -6,7 +6,7 @@
 
 The curve CSV has one row per 8-bit code: ``code, z`` (= code / 255) and the linear relative irradiance
 of each channel (``r, g, b``), with the recovery's normalisation (see ``hdrbench.imaging.calibration``).
-With ``--study`` the command delegates to :func:`hdrbench.report.crf_study.main`.
+With ``--study`` the command runs :func:`hdrbench.api.crf_study`.
 """
 
 from __future__ import annotations
@@ -70,12 +70,16 @@ def main(args: argparse.Namespace) -> int:
     if args.study:
         if args.stack:
             raise InputError("--study runs over a dataset; do not combine it with --stack")
+        from hdrbench import api
         from hdrbench.outputs import check_output_dir
-        from hdrbench.report import crf_study
 
-        check_output_dir(args.out or "results", "--out")
-        args.out_dir = args.out
-        return crf_study.main(args)
+        if not args.dataset:
+            raise InputError("--study needs --dataset NAME")
+        out = args.out or "results"
+        check_output_dir(out, "--out")
+        for path in api.crf_study(args.dataset, out=out, root=args.root, split=args.split or "test", limit=args.limit):
+            print(path)
+        return 0
     if args.dataset:
         raise InputError("--dataset is only used with --study")
     from hdrbench.atomic import atomic_write_text
