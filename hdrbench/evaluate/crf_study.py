@@ -1,4 +1,4 @@
-"""The CRF-consistency study of the paper's appendix A (Fig. 3).
+"""The CRF-consistency study of the paper's appendix A (Fig. 3): the curves.
 
 For every scene of a dataset split, the inverse camera response is estimated from its exposure stack by
 the polynomial fit of Mitsunaga-Nayar at orders K = 3 and K = 5 and by non-parametric Debevec-Malik,
@@ -9,6 +9,7 @@ its HDR merge would use). Scenes of one camera should give one curve: the spread
 
 Normalisation: every curve is divided by its value at the top code (Z = 1), so curves of different
 scales (Debevec's toolbox normalisation, the polynomial's sum-to-one constraint) are comparable.
+
 This module runs the estimators and the methods and writes the curves
 (``<out>/tables/crf_study_<dataset slug>_curves.csv``, columns :data:`CURVE_COLUMNS`);
 :mod:`hdrbench.report.crf_study` reads them and writes the spread table and the figure. ``sigma``, the
