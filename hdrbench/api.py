@@ -264,3 +264,20 @@ def _place(method: str, ds, run_dir: Path, *, split: str, limit: int | None, pro
     sentence = placement(method, dataset=ds.name, split=split, resolution=ds.resolution.policy, protocol=protocol,
                          results=results)
     return tuple(todo), sentence
+
+
+def crf_study(dataset: str, *, out: str | os.PathLike, root: str | os.PathLike | None = None, split: str = "test",
+              limit: int | None = None, methods: tuple[str, ...] | list[str] = (), device: str = "cpu") -> list[Path]:
+    """The CRF-consistency study (paper appendix A, Fig. 3): estimate the curves, then write table and figure.
+
+    :func:`hdrbench.evaluate.crf_study.run_crf_study` writes ``<out>/tables/crf_study_<slug>_curves.csv``;
+    :func:`hdrbench.report.crf_study.write_report` writes the spread table and the figure from those curves.
+    Returns every file written.
+    """
+    from hdrbench.evaluate.crf_study import run_crf_study
+    from hdrbench.report.crf_study import write_report
+
+    out = Path(out)
+    curves, curve_path = run_crf_study(dataset, out=out, root=root, split=split, limit=limit, methods=methods,
+                                       device=device)
+    return [curve_path, *write_report(curves, out, dataset)]

@@ -143,14 +143,14 @@ def test_calibrate_writes_the_curve_and_plot(memorial, tmp_path, capsys):
     assert len((tmp_path / "mn.csv").read_text().splitlines()) == 257
 
 
-def test_calibrate_study_delegates_to_the_crf_study(monkeypatch, tmp_path, capsys):
-    from hdrbench.report import crf_study
+def test_calibrate_study_runs_the_crf_study_entry_point(monkeypatch, tmp_path, capsys):
+    from hdrbench import api
 
     seen = {}
-    monkeypatch.setattr(crf_study, "main", lambda args: seen.update(vars(args)) or 0)
+    monkeypatch.setattr(api, "crf_study", lambda dataset, **kw: seen.update(dataset=dataset, **kw) or [])
     assert main(["calibrate", "--study", "--dataset", "synthetic", "--root", "R", "--split", "train", "--limit", "3",
                  "--out", str(tmp_path)]) == 0
-    assert (seen["dataset"], seen["root"], seen["split"], seen["limit"], seen["out_dir"]) == (
+    assert (seen["dataset"], seen["root"], seen["split"], seen["limit"], seen["out"]) == (
         "synthetic", "R", "train", 3, str(tmp_path))
     assert "--study" in _error(capsys, ["calibrate", "--study", "--dataset", "x", "--stack", "a.png", "b.png"])
 

@@ -16,7 +16,7 @@ import torch
 
 
 from hdrbench.cli import main  # noqa: E402
-from hdrbench.commands.score import pmap_size  # noqa: E402
+from hdrbench.report.figures import pmap_size  # noqa: E402
 
 pytestmark = pytest.mark.data
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from hdrbench.errors import InputError
+from hdrbench.imaging.edges import canny_edges
 from hdrbench.losses import (
     CoBiLoss,
-    canny_edges,
     contextual_bilateral_loss,
     edge_l1_loss,
     extract_histogram,

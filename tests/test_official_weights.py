@@ -144,7 +144,7 @@ def test_other_paths_and_variants_are_refused(tmp_path, tiny_weights):
 def test_official_mode_edges_equal_the_official_loader(shared_data):
     # The official test loader's Canny maps of all seven exposures (input_edges/), recomputed from the PNGs.
     from hdrbench.imaging.io import read_image
-    from hdrbench.losses.edge import canny_edges
+    from hdrbench.imaging.edges import canny_edges
 
     root = shared_data / FIXTURE
     imgs = torch.stack([torch.from_numpy(read_image(root / "input_stack" / f"{n}.png").data).permute(2, 0, 1)

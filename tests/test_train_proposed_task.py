@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hdrbench.errors import InputError
-from hdrbench.losses import canny_edges
+from hdrbench.imaging.edges import canny_edges
 from hdrbench.models.proposed import ProposedModel
 from hdrbench.paths import recipes_dir
 from hdrbench.train import recipes

@@ -6,13 +6,12 @@
 
 The curve CSV has one row per 8-bit code: ``code, z`` (= code / 255) and the linear relative irradiance
 of each channel (``r, g, b``), with the recovery's normalisation (see ``hdrbench.imaging.calibration``).
-With ``--study`` the command delegates to :func:`hdrbench.report.crf_study.main`.
+With ``--study`` the command runs :func:`hdrbench.api.crf_study`.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hdrbench.commands.merge import add_stack_arguments, check_stack_usable, load_stack, report_curve, resolve_stack
 from hdrbench.errors import InputError
@@ -67,44 +66,20 @@ def curve_csv(table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(path: str | Path, table, title: str) -> Path:
-    """Plot a ``(C, 256)`` inverse CRF (pixel value -> linear irradiance) to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hdrbench.atomic import atomic_write_bytes
-
-    path = Path(path)
-    z = [k / (table.shape[1] - 1) for k in range(table.shape[1])]
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    colours = ("tab:red", "tab:green", "tab:blue") if table.shape[0] == 3 else (None,) * table.shape[0]
-    for i in range(table.shape[0]):
-        ax.plot(z, table[i].tolist(), color=colours[i], label=(CHANNELS[i] if table.shape[0] == 3 else f"c{i}"))
-    ax.set_xlabel("pixel value Z")
-    ax.set_ylabel("relative irradiance g(Z)")
-    ax.set_title(title)
-    ax.legend()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
 def main(args: argparse.Namespace) -> int:
     if args.study:
         if args.stack:
             raise InputError("--study runs over a dataset; do not combine it with --stack")
+        from hdrbench import api
         from hdrbench.outputs import check_output_dir
-        from hdrbench.report import crf_study
 
-        check_output_dir(args.out or "results", "--out")
-        args.out_dir = args.out
-        return crf_study.main(args)
+        if not args.dataset:
+            raise InputError("--study needs --dataset NAME")
+        out = args.out or "results"
+        check_output_dir(out, "--out")
+        for path in api.crf_study(args.dataset, out=out, root=args.root, split=args.split or "test", limit=args.limit):
+            print(path)
+        return 0
     if args.dataset:
         raise InputError("--dataset is only used with --study")
     from hdrbench.atomic import atomic_write_text
@@ -126,5 +101,7 @@ def main(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, curve_csv(table))
         print(f"curve -> {args.out}")
     if args.plot:
-        print(f"plot -> {plot_curves(args.plot, table, f'{args.method} inverse CRF')}")
+        from hdrbench.report.figures import inverse_crf_plot
+
+        print(f"plot -> {inverse_crf_plot(args.plot, table, f'{args.method} inverse CRF')}")
     return 0

@@ -29,10 +29,6 @@ import sys
 HDR_DEFAULT = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
 LDR_DEFAULT = ("psnr", "ssim")
 MS_SSIM_MIN_SIDE = 161
-#: Width in pixels of the colour-bar panel to the right of the map in ``--pmap`` output.
-PMAP_BAR_WIDTH = 100
-#: Minimum height in pixels of the ``--pmap`` output (room for the colour-bar labels on small images).
-PMAP_MIN_HEIGHT = 160
 
 
 def register(sub) -> None:
@@ -215,7 +211,9 @@ def run(args: argparse.Namespace) -> int:
             "version": str(getattr(res, "version", get_metric("hdrvdp2").version)),
         }
         if args.pmap:
-            _write_pmap(args.pmap, res.P_map[0], ref[0])
+            from hdrbench.report.figures import write_pmap
+
+            write_pmap(args.pmap, res.P_map[0], ref[0])
             result["pmap"] = str(args.pmap)
 
     if args.out:
@@ -360,66 +358,3 @@ def _print_summary(result: dict, out) -> None:
         print(f"  HDR-VDP-2 {h['version']}: {q}", file=out)
     if "pmap" in result:
         print(f"probability-of-detection map: {result['pmap']}", file=out)
-
-
-def pmap_size(width: int, height: int) -> tuple[int, int]:
-    """(width, height) in pixels of the ``--pmap`` PNG for an image of ``width`` x ``height``."""
-    return width + PMAP_BAR_WIDTH, max(height, PMAP_MIN_HEIGHT)
-
-
-def _write_pmap(path: str, p_map, reference) -> None:
-    """Write P_map in colour over the greyscale tone-mapped reference, with a colour bar, as a PNG (atomic).
-
-    The reference (C, H, W) is tone-mapped with Reinhard et al. 2002 (key 0.18) and shown as grey luminance
-    with a 1/2.2 display gamma; each pixel's colour is the 'turbo' colour of its detection probability, blended
-    over the grey with opacity equal to that probability (undetectable differences leave the reference visible).
-    The map is drawn at native resolution (one PNG pixel per image pixel), the colour bar in a panel to its right.
-    """
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import torch
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-
-    from hdrbench.atomic import atomic_write_bytes
-    from hdrbench.imaging.tonemap import reinhard02
-
-    ref = reference.to(torch.float64)
-    if ref.shape[0] == 1:
-        ref = ref.repeat(3, 1, 1)
-    tm = reinhard02(ref[None].clamp_min(0.0))[0]
-    grey = (0.212656 * tm[0] + 0.715158 * tm[1] + 0.072186 * tm[2]).clamp(0, 1).pow(1 / 2.2).numpy()
-    p = p_map.detach().to(torch.float64).clamp(0, 1).cpu().numpy()
-    cmap = plt.get_cmap("turbo")
-    colour = cmap(p)[..., :3]
-    alpha = p[..., None]
-    overlay = grey[..., None] * (1 - alpha) + colour * alpha
-
-    h, w = p.shape
-    fw, fh = pmap_size(w, h)
-    dpi = 100
-    fig = Figure(figsize=(fw / dpi, fh / dpi), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes((0, 1 - h / fh, w / fw, h / fh))
-    ax.imshow(overlay, interpolation="nearest", aspect="auto")
-    ax.set_axis_off()
-    cax = fig.add_axes(((w + 12) / fw, 0.1, 14 / fw, 0.8))
-    cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(0, 1), cmap=cmap), cax=cax)
-    cb.set_label("P(detection)", fontsize=8)
-    cb.ax.tick_params(labelsize=7)
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())[:fh, :fw]
-    # Guard against off-by-one rounding of the canvas size: pad with white to the documented size.
-    if rgba.shape[0] != fh or rgba.shape[1] != fw:
-        full = np.full((fh, fw, 4), 255, dtype=np.uint8)
-        full[: rgba.shape[0], : rgba.shape[1]] = rgba
-        rgba = full
-    buf = io.BytesIO()
-    plt.imsave(buf, rgba, format="png")
-    atomic_write_bytes(path, buf.getvalue())

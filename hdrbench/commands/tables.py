@@ -54,9 +54,9 @@ def _tables(args) -> int:
 def _report(args) -> int:
     rc = _tables(args)
     if args.dataset:
-        from hdrbench.report.crf_study import run_and_write
+        from hdrbench import api
 
-        paths = run_and_write(args.dataset, root=args.root, split=args.split, limit=args.limit, out=Path(args.out))
+        paths = api.crf_study(args.dataset, out=Path(args.out), root=args.root, split=args.split, limit=args.limit)
         print("crf study: " + ", ".join(str(p) for p in paths))
     if args.grid_scenes or args.grid_runs:
         from hdrbench.errors import InputError

@@ -1,5 +1,7 @@
 """Matplotlib figures: the correlation scatter (Fig. 5), CRF consistency curves (Fig. 3) and qualitative
-grids (Figs. 6-7). Each function writes PNG and PDF and returns the figure's axes for tests to inspect.
+grids (Figs. 6-7), which return the figure and its axes for tests to inspect (:func:`save_figure` writes PNG and
+PDF); and the single-file plots of the commands: ``hdrbench calibrate --plot`` (:func:`inverse_crf_plot`) and
+``hdrbench score --pmap`` (:func:`write_pmap`).
 """
 
 from __future__ import annotations
@@ -125,3 +127,90 @@ def qualitative_grid(images: Sequence[Sequence[np.ndarray]], row_labels: Sequenc
     if mappable is not None:
         fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label="probability of detection")
     return fig, axes
+
+
+#: Width in pixels of the colour-bar panel to the right of the map in ``--pmap`` output.
+PMAP_BAR_WIDTH = 100
+#: Minimum height in pixels of the ``--pmap`` output (room for the colour-bar labels on small images).
+PMAP_MIN_HEIGHT = 160
+
+
+def inverse_crf_plot(path: str | Path, table, title: str) -> Path:
+    """Plot a ``(C, 256)`` inverse CRF (pixel value -> linear irradiance) to ``path``."""
+    import io
+
+    from hdrbench.atomic import atomic_write_bytes
+
+    path = Path(path)
+    z = [k / (table.shape[1] - 1) for k in range(table.shape[1])]
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    colours = ("tab:red", "tab:green", "tab:blue") if table.shape[0] == 3 else (None,) * table.shape[0]
+    for i in range(table.shape[0]):
+        ax.plot(z, table[i].tolist(), color=colours[i], label=("rgb"[i] if table.shape[0] == 3 else f"c{i}"))
+    ax.set_xlabel("pixel value Z")
+    ax.set_ylabel("relative irradiance g(Z)")
+    ax.set_title(title)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def pmap_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) in pixels of the ``--pmap`` PNG for an image of ``width`` x ``height``."""
+    return width + PMAP_BAR_WIDTH, max(height, PMAP_MIN_HEIGHT)
+
+
+def write_pmap(path: str, p_map, reference) -> None:
+    """Write P_map in colour over the greyscale tone-mapped reference, with a colour bar, as a PNG (atomic).
+
+    The reference (C, H, W) is tone-mapped with Reinhard et al. 2002 (key 0.18) and shown as grey luminance
+    with a 1/2.2 display gamma; each pixel's colour is the 'turbo' colour of its detection probability, blended
+    over the grey with opacity equal to that probability (undetectable differences leave the reference visible).
+    The map is drawn at native resolution (one PNG pixel per image pixel), the colour bar in a panel to its right.
+    """
+    import io
+
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    from hdrbench.atomic import atomic_write_bytes
+    from hdrbench.imaging.tonemap import reinhard02
+
+    ref = reference.to(torch.float64)
+    if ref.shape[0] == 1:
+        ref = ref.repeat(3, 1, 1)
+    tm = reinhard02(ref[None].clamp_min(0.0))[0]
+    grey = (0.212656 * tm[0] + 0.715158 * tm[1] + 0.072186 * tm[2]).clamp(0, 1).pow(1 / 2.2).numpy()
+    p = p_map.detach().to(torch.float64).clamp(0, 1).cpu().numpy()
+    cmap = plt.get_cmap("turbo")
+    colour = cmap(p)[..., :3]
+    alpha = p[..., None]
+    overlay = grey[..., None] * (1 - alpha) + colour * alpha
+
+    h, w = p.shape
+    fw, fh = pmap_size(w, h)
+    dpi = 100
+    fig = Figure(figsize=(fw / dpi, fh / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 1 - h / fh, w / fw, h / fh))
+    ax.imshow(overlay, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    cax = fig.add_axes(((w + 12) / fw, 0.1, 14 / fw, 0.8))
+    cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(0, 1), cmap=cmap), cax=cax)
+    cb.set_label("P(detection)", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())[:fh, :fw]
+    # Guard against off-by-one rounding of the canvas size: pad with white to the documented size.
+    if rgba.shape[0] != fh or rgba.shape[1] != fw:
+        full = np.full((fh, fw, 4), 255, dtype=np.uint8)
+        full[: rgba.shape[0], : rgba.shape[1]] = rgba
+        rgba = full
+    buf = io.BytesIO()
+    plt.imsave(buf, rgba, format="png")
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,10 +1,13 @@
 """Qualitative grids (paper Figs. 6-7): tone-mapped HDR outputs side by side, Q and P_map under each.
 
-The grid reads HDR images that evaluations saved (``hdrbench evaluate --save-hdr [pfm|exr|hdr]``, which writes
-``<run>/hdr/<scene>.<format>``, lossless PFM by default), never models. Each output is scored against the scene's reference HDR under the
-chosen protocol so that the caption's Q and the probability-of-detection map come from the same call;
-the Q printed under an image therefore equals the record of that image in the run (same protocol, same
-metric), which :func:`qualitative_grid_from_runs` does not re-check but the tests do.
+The grid reads evaluation run folders, never models: the HDR images the evaluation saved
+(``hdrbench evaluate --save-hdr [pfm|exr|hdr]``, which writes ``<run>/hdr/<scene>.<format>``, lossless PFM by
+default) and the run's ``records.csv``. The Q printed under an image is the run's HDR-VDP-2 record for that
+scene under the chosen protocol, so the caption is the number the tables report. The probability-of-detection
+map under it is a picture that records cannot hold: it is drawn by scoring the saved image against the scene's
+reference under the same protocol, in float64. The harness scored in the prediction's dtype (float32 for the
+embedded datasets), so the map's own Q can differ from the recorded one in the fourth digit (92.5094 against
+92.5097 on a synthetic scene); the caption is always the record.
 
 Tone mapping: Reinhard et al. 2002 global operator (key 0.18). Each image is normalised by its own
 log-average luminance (outputs are relative HDR, of arbitrary scale), and one white point per scene, the
@@ -35,6 +38,24 @@ def _load_output(run_dir: Path, scene: str) -> torch.Tensor:
             return to_chw(read_image(path).data)[None].double()
     raise InputError(f"{run_dir}: no saved HDR output for scene {scene!r} (expected {run_dir / 'hdr' / scene}.pfm, .exr or .hdr); "
                      "evaluate with --save-hdr")
+
+
+def _recorded_q(run_dir: Path, protocol: str) -> dict[str, dict]:
+    """scene -> the run's HDR-VDP-2 record (``target == "hdr"``) under ``protocol``, read from ``<run>/records.csv``.
+
+    Raises:
+        InputError: the run folder has no ``records.csv`` or it is not a record file.
+    """
+    from hdrbench.evaluate.runs import read_records_csv
+
+    path = run_dir / "records.csv"
+    if not path.is_file():
+        raise InputError(f"{run_dir}: no records.csv; the grid's Q comes from the records of an evaluation run folder")
+    try:
+        rows = read_records_csv(path)
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a record file ({exc})") from None
+    return {r["scene"]: r for r in rows if r["metric"] == "hdrvdp2" and r["target"] == "hdr" and r["protocol"] == protocol}
 
 
 def _reference(ds, split: str, scene: str, protocol=None) -> torch.Tensor:
@@ -72,11 +93,12 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
     """Build the grid for ``scenes`` (rows) and ``runs`` (columns: method label -> evaluation run folder).
 
     Returns:
-        ``(fig, scores)`` where ``scores`` maps (scene, method) -> Q (HDR-VDP-2, 0..100, higher is better).
+        ``(fig, scores)`` where ``scores`` maps (scene, method) -> Q (HDR-VDP-2, 0..100, higher is better) as
+        recorded by the run (NaN for a failed record, captioned with its error).
 
     Raises:
-        InputError: no scenes or runs, a run without saved outputs for a scene, or an output whose size
-            differs from the reference.
+        InputError: no scenes or runs, a run without records, without an HDR-VDP-2 record under ``protocol`` or
+            without a saved output for a scene, or an output whose size differs from the reference.
     """
     from hdrbench.data import get_dataset
     from hdrbench.imaging.camera import luminance
@@ -88,6 +110,7 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
         raise InputError("a qualitative grid needs at least one scene and one run")
     proto = get_protocol(protocol)
     ds = get_dataset(dataset, root=root, resolution=resolution)
+    recorded = {label: _recorded_q(Path(run_dir), proto.name) for label, run_dir in runs.items()}
     images, captions, pmaps, scores = [], [], [], {}
     for scene in scenes:
         ref = _reference(ds, split, scene, proto)
@@ -100,12 +123,15 @@ def qualitative_grid_from_runs(dataset: str, scenes: Sequence[str], runs: Mappin
             if out.shape != ref.shape:
                 raise InputError(f"{run_dir}: output for {scene!r} has shape {tuple(out.shape)}, reference "
                                  f"{tuple(ref.shape)}")
+            rec = recorded[label].get(scene)
+            if rec is None:
+                raise InputError(f"{run_dir}: records.csv has no HDR-VDP-2 record for scene {scene!r} under protocol "
+                                 f"{proto.name} (evaluate with that protocol and hdrvdp2 among the HDR metrics)")
             t_abs, r_abs = proto.apply(out, ref)
             res = hdrvdp2(t_abs, r_abs, color_encoding="rgb-bt.709", ppd=proto.ppd_for(ref.shape[-1], ref.shape[-2]))
-            q = float(res.Q[0])
-            scores[(scene, label)] = q
+            scores[(scene, label)] = float(rec["value"])
             row_img.append(_tonemap(out, white))
-            row_cap.append(f"Q = {q:.2f}")
+            row_cap.append(f"Q failed: {rec['error']}"[:40] if rec["error"] else f"Q = {float(rec['value']):.2f}")
             row_pm.append(res.P_map[0].cpu().numpy())
         images.append(row_img)
         captions.append(row_cap)

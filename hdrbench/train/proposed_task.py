@@ -60,7 +60,8 @@ import torch
 import torch.nn as nn
 
 from hdrbench.errors import InputError
-from hdrbench.losses import CoBiLoss, canny_edges, edge_l1_loss, histogram_loss, l1_loss, mu_law_l1_loss
+from hdrbench.imaging.edges import canny_edges
+from hdrbench.losses import CoBiLoss, edge_l1_loss, histogram_loss, l1_loss, mu_law_l1_loss
 from hdrbench.losses.vgg import resolve_weights_path
 from hdrbench.models import build_arch
 from hdrbench.models.proposed import ProposedModel, StepOutput

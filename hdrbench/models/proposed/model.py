@@ -313,7 +313,7 @@ class ProposedModel(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         edge = None
         if self.decomposition:
-            from hdrbench.losses.edge import canny_edges
+            from hdrbench.imaging.edges import canny_edges
 
             edge = canny_edges(x, channel_order_quirk=self.canny_channel_quirk)
         x = x * 2 - 1
