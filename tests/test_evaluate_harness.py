@@ -87,7 +87,7 @@ def _report_ordering(label: str, means: dict[str, float]) -> None:
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_every_reference_method_on_hdr_folder(shared_data, tmp_path):
+def test_every_training_free_method_on_hdr_folder(shared_data, tmp_path):
     dataset = f"hdr-folder:{shared_data / 'hdr'}"
     records = _run_all(dataset, tmp_path, split="all", limit=4, resolution=64)
     _check_records(records, 4)
@@ -97,7 +97,7 @@ def test_every_reference_method_on_hdr_folder(shared_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_reference_method_on_synthetic(tmp_path):
+def test_every_training_free_method_on_synthetic(tmp_path):
     opts = {"n_train": 0, "n_test": 3, "progress": False}
     records = _run_all("synthetic", tmp_path, resolution=64, dataset_options=opts)
     _check_records(records, 3)

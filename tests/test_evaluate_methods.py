@@ -9,7 +9,7 @@ import torch
 
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.evaluate.methods import SceneContext, describe_method, get_method, list_methods, recipe_names
-from hdrbench.evaluate.reference_methods import gamma_table, lut_apply_forward, lut_linearize
+from hdrbench.evaluate.training_free import gamma_table, lut_apply_forward, lut_linearize
 
 REFERENCE = ("akyuz07", "banterle06", "exposure-scaling", "gt-stack", "ldr-linear", "masia09")
 

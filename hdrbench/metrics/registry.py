@@ -39,6 +39,10 @@ COLOR_ENCODINGS = ("rgb-bt.709", "luminance")
 #: Parameters of the secondary HDR metrics, recorded on their cards.
 MU_PSNR_MU = 5000.0
 LOG_PSNR_EPS = 1e-5
+#: The metrics a benchmark run and ``hdrbench score`` compute by default: on display-referred stacks (MS-SSIM
+#: joins only where the image has room for its five scales) and on linear HDR (scaled by a protocol).
+DEFAULT_STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
+DEFAULT_HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
 
 
 @dataclass
