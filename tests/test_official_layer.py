@@ -27,13 +27,13 @@ def _load(root, name: str) -> np.ndarray:
 ])
 def test_official_layer_reproduces_the_official_hdr_layer(shared_data, stack_name, hdr_name, crf_name):
     # The input stack is exact 8-bit data; the predicted stack is the official forward's output fed to the layer
-    # in isolation (both cases as the fixture README describes them).
+    # in isolation.
     stack = (torch.from_numpy(_load(shared_data, stack_name))[None] + 1) / 2
     out = merge_stack(stack, TIMES, **OFFICIAL_LAYER)
     hdr, crf = out.hdr.numpy(), out.inverse_crf.numpy()
     want_hdr, want_crf = _load(shared_data, hdr_name), _load(shared_data, crf_name)
     assert hdr.shape == want_hdr.shape and crf.shape == want_crf.shape
-    # rtol 1e-5: the fixture README's tolerance for a least-squares solve plus scipy's fmin; measured here
+    # rtol 1e-5: room for the official code's least-squares solve plus scipy's fmin; measured here
     # 2e-6 at most (float32 rounding of the table lookup and the log merge).
     np.testing.assert_allclose(crf, want_crf, rtol=1e-5, atol=0)
     np.testing.assert_allclose(hdr, want_hdr, rtol=1e-5, atol=0)

@@ -26,8 +26,9 @@ from typing import Sequence
 
 import torch
 
+from hdrbench.checks import check_nonnegative, check_pair
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_nonnegative, check_pair
+from hdrbench.imaging.luma import REC709_LUMA_6
 from hdrbench.metrics.stack import ms_ssim, psnr, ssim
 from hdrbench.registry import Registry
 
@@ -36,8 +37,8 @@ L_MIN = 0.005
 L_MAX = 10000.0
 #: Peak value used by PU-PSNR and the dynamic range used by PU-SSIM/PU-MS-SSIM.
 PU21_PEAK = 256.0
-#: BT.709 / sRGB luminance weights of linear R, G, B.
-LUMINANCE_WEIGHTS = (0.212656, 0.715158, 0.072186)
+#: BT.709 / sRGB luminance weights of linear R, G, B (six decimals, as HDR-VDP and PU21 use them).
+LUMINANCE_WEIGHTS = REC709_LUMA_6
 DEFAULT_PARAMS = "banding_glare"
 
 #: The four published parameter sets (p1 ... p7). ``banding_glare`` is the authors' recommendation.

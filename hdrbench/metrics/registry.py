@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 import torch
 
+from hdrbench.checks import check_pair
 from hdrbench.errors import InputError
 from hdrbench.metrics import protocols as _protocols
 from hdrbench.metrics import pu21 as _pu21
 from hdrbench.metrics import stack as _stack
-from hdrbench.metrics.checks import check_pair
 from hdrbench.registry import Registry
 
 INPUT_DOMAINS = ("ldr-display", "linear-relative", "absolute-cd/m2")
@@ -260,7 +260,7 @@ def compute_hdr_metrics(
             " linear HDR; use pu21-psnr, pu21-ssim, pu21-msssim (PU21-encoded absolute luminance) or mu-psnr"
         )
     if ppd is not None:
-        from hdrbench.metrics.checks import check_positive_number
+        from hdrbench.checks import check_positive_number
 
         ppd_value = check_positive_number(ppd, "ppd")
         ppd_fn = lambda: ppd_value  # noqa: E731

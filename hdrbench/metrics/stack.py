@@ -21,8 +21,8 @@ import math
 
 import torch
 
+from hdrbench.checks import check_nonnegative, check_pair, check_positive_number
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_nonnegative, check_pair, check_positive_number
 
 #: Default SSIM Gaussian window (size, sigma): the values of Wang et al. 2004 and of pytorch_msssim/skimage.
 DEFAULT_WIN_SIZE = 11
