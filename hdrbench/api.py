@@ -180,7 +180,7 @@ def run(
     """
     from hdrbench.data import get_dataset
     from hdrbench.evaluate.harness import evaluate
-    from hdrbench.evaluate.methods import is_reference_method
+    from hdrbench.evaluate.methods import is_training_free
 
     dataset_options = dict(evaluate_options.pop("dataset_options", None) or {})
     # One dataset object serves training (train split), evaluation (test split) and the bounds.
@@ -197,7 +197,7 @@ def run(
         return RunResult(result.method, result.dataset, result.checkpoint, result.trained, result.run_dir,
                          sentence, done)
 
-    if is_reference_method(method):
+    if is_training_free(method):
         if weights is not None:
             from hdrbench.errors import InputError
 

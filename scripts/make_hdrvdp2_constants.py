@@ -1,7 +1,7 @@
 """Regenerate ``hdrbench/metrics/hdrvdp2/constants.json`` from the HDR-VDP 2.2.2 specification numbers.
 
 Inputs: the machine-readable copy of the specification constants (``constants.json`` beside the
-reference scores, see ``../shared/docs/hdrvdp2-constants.md``) and the sp3 steerable-pyramid filter
+HDR-VDP-2 reference scores) and the sp3 steerable-pyramid filter
 taps from pyrtools (MIT; bit-identical to matlabPyrTools' ``sp3Filters``). The installed package
 cannot read either at run time, so the numbers it needs are copied into one JSON file in the package.
 

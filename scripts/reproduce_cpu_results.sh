@@ -9,8 +9,8 @@
 # The main dataset is the embedded `photos` (trained on its train split, evaluated on its 8 test views), under
 # `singlehdr` and under `kim2021` (the official test's reference: the ground-truth stack merged by the official
 # layer; records land beside as <method>--kim2021.records.csv, and Table 3 is regenerated under both).
-# `synthetic` gets the training-free reference methods under `singlehdr` and `display`. The 29 photographs
-# of ../shared/data/hdr (set HDRBENCH_SHARED_DATA to read them elsewhere) get the reference methods only:
+# `synthetic` gets the training-free methods under `singlehdr` and `display`. The 29 photographs
+# of ../shared/data/hdr (set HDRBENCH_SHARED_DATA to read them elsewhere) get the training-free methods only:
 # `photos` is drawn from the same photographs, so a method trained on it must not be scored there.
 # Results depend on the seed and on the thread count.
 set -euo pipefail

@@ -21,13 +21,13 @@ from hdrbench.evaluate.records import COLUMNS
 from hdrbench.evaluate.runs import read_records_csv
 
 
-REFERENCE = ("gt-stack", "exposure-scaling", "ldr-linear", "akyuz07", "banterle06", "masia09")
+TRAINING_FREE = ("gt-stack", "exposure-scaling", "ldr-linear", "akyuz07", "banterle06", "masia09")
 STACK = ("gt-stack", "exposure-scaling")
 
 
 def _run_all(dataset: str, tmp, **kw) -> dict[str, list[dict]]:
     out = {}
-    for m in REFERENCE:
+    for m in TRAINING_FREE:
         path = evaluate(m, dataset, out=tmp / "runs", results=tmp / "results", **kw)
         out[m] = read_records_csv(path / "records.csv")
         cfg = json.loads((path / "config.json").read_text())
@@ -59,7 +59,7 @@ def _check_records(records: dict[str, list[dict]], n_scenes: int) -> None:
 
 def _check_leaderboard(records, dataset, tmp, n_scenes) -> pd.DataFrame:
     lb = pd.DataFrame(read_leaderboard_file(leaderboard_path(dataset, tmp / "results")))
-    assert set(lb["method"]) == set(REFERENCE) and lb["run_id"].nunique() == len(REFERENCE)
+    assert set(lb["method"]) == set(TRAINING_FREE) and lb["run_id"].nunique() == len(TRAINING_FREE)
     assert (lb["n_images"].astype(int) == n_scenes).all() and (lb["n_failed"].astype(int) == 0).all()
     # Independent aggregation with pandas from the run's records must equal the leaderboard.
     for m, rows in records.items():
@@ -87,7 +87,7 @@ def _report_ordering(label: str, means: dict[str, float]) -> None:
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_every_reference_method_on_hdr_folder(shared_data, tmp_path):
+def test_every_training_free_method_on_hdr_folder(shared_data, tmp_path):
     dataset = f"hdr-folder:{shared_data / 'hdr'}"
     records = _run_all(dataset, tmp_path, split="all", limit=4, resolution=64)
     _check_records(records, 4)
@@ -97,7 +97,7 @@ def test_every_reference_method_on_hdr_folder(shared_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_reference_method_on_synthetic(tmp_path):
+def test_every_training_free_method_on_synthetic(tmp_path):
     opts = {"n_train": 0, "n_test": 3, "progress": False}
     records = _run_all("synthetic", tmp_path, resolution=64, dataset_options=opts)
     _check_records(records, 3)

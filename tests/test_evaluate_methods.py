@@ -9,9 +9,9 @@ import torch
 
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.evaluate.methods import SceneContext, describe_method, get_method, list_methods, recipe_names
-from hdrbench.evaluate.reference_methods import gamma_table, lut_apply_forward, lut_linearize
+from hdrbench.evaluate.training_free import gamma_table, lut_apply_forward, lut_linearize
 
-REFERENCE = ("akyuz07", "banterle06", "exposure-scaling", "gt-stack", "ldr-linear", "masia09")
+TRAINING_FREE = ("akyuz07", "banterle06", "exposure-scaling", "gt-stack", "ldr-linear", "masia09")
 
 
 def _ldr(seed=0, n=1, h=9, w=11):
@@ -29,14 +29,14 @@ def _table(seed=0):
 
 def test_registry_and_descriptions():
     names = list_methods()
-    assert set(REFERENCE) <= set(names)
+    assert set(TRAINING_FREE) <= set(names)
     assert set(recipe_names()) <= set(names)
     with pytest.raises(UnknownNameError, match="did you mean 'ldr-linear'"):
         get_method("ldr-liner")
     if "proposed" in recipe_names():  # did-you-mean covers trained recipes too
         with pytest.raises(UnknownNameError, match="did you mean 'proposed'"):
             get_method("propsed")
-    for n in REFERENCE:
+    for n in TRAINING_FREE:
         text = describe_method(n)
         assert text.startswith(n) and "training-free" in text
     assert "Masia" in describe_method("masia09") and "2009" in describe_method("masia09")

@@ -281,7 +281,7 @@ def test_auto_exposure_fallback_and_errors():
     [
         (dict(hdr=torch.full((1, 3, 2, 2), float("nan"))), "NaN"),
         (dict(hdr=torch.ones(1, 4, 2, 2)), "shape"),
-        (dict(hdr=np.ones((1, 3, 2, 2))), "torch tensor"),
+        (dict(hdr=np.ones((1, 3, 2, 2))), "torch.Tensor"),
         (dict(exposure=-1.0), "exposure"),
         (dict(exposure=[1.0, 2.0, 3.0]), "exposure"),
         (dict(evs=[]), "evs"),

@@ -155,7 +155,7 @@ def test_fused_common_case_equals_the_generic_graph(options):
     upstream = torch.rand(2, 3, 6, 7, generator=g, dtype=torch.float64)
     a, b = stack.clone().requires_grad_(True), stack.clone().requires_grad_(True)
     fused = merge_stack(a, times, **options).hdr
-    generic = merge_stack(b, times, fused=False, **options).hdr
+    generic = merge_stack(b, times, backend="generic", **options).hdr
     (fused * upstream).sum().backward()
     (generic * upstream).sum().backward()
     torch.testing.assert_close(fused, generic, rtol=1e-12, atol=0)
@@ -167,7 +167,7 @@ def test_fused_common_case_equals_the_generic_graph(options):
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on the CPU needs a C++ compiler")
 def test_compiled_common_case_equals_the_eager_layer():
-    # compile=True traces fused.log_merge_graph (straight-through lookup); values and gradients must equal the
+    # backend="compiled" traces fused.log_merge_graph (straight-through lookup); values and gradients must equal the
     # eager node's, fallback included (float64: 1e-12 relative; the compiler may reorder the sums).
     g = torch.Generator().manual_seed(3)
     stack = torch.round(torch.rand(1, 4, 3, 6, 7, generator=g, dtype=torch.float64) * 255) / 255
@@ -176,7 +176,7 @@ def test_compiled_common_case_equals_the_eager_layer():
     times = torch.tensor([0.25, 0.5, 1.0, 2.0], dtype=torch.float64)
     upstream = torch.rand(1, 3, 6, 7, generator=g, dtype=torch.float64)
     a, b = stack.clone().requires_grad_(True), stack.clone().requires_grad_(True)
-    compiled = merge_stack(a, times, inverse_crf=TABLE, compile=True).hdr
+    compiled = merge_stack(a, times, inverse_crf=TABLE, backend="compiled").hdr
     eager = merge_stack(b, times, inverse_crf=TABLE).hdr
     (compiled * upstream).sum().backward()
     (eager * upstream).sum().backward()
@@ -302,3 +302,9 @@ def test_unknown_names_are_input_errors_for_the_cli():
         HDRSynthesisLayer(weight="triangle")
     with pytest.raises(InputError):
         merge_stack(GOOD, TIMES, calibration={"smoothing": -1.0})
+
+
+def test_unknown_backend_is_refused_by_name():
+    stack = torch.full((1, 2, 3, 2, 2), 0.5, dtype=torch.float64)
+    with pytest.raises(InputError, match="backend must be one of .*'fast'"):
+        merge_stack(stack, [1.0, 2.0], inverse_crf="linear", backend="fast")

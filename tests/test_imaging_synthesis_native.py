@@ -64,8 +64,8 @@ def test_native_node_equals_the_torch_node_and_the_generic_graph(native_lib, wei
     upstream = torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
     options = {"weight": weight, "weight_bounds": bounds}
     hdr_n, grad_n, node_n = _merge_and_grad(stack, upstream, **options)
-    hdr_t, grad_t, node_t = _merge_and_grad(stack, upstream, native=False, **options)
-    hdr_g, grad_g, _ = _merge_and_grad(stack, upstream, fused=False, **options)
+    hdr_t, grad_t, node_t = _merge_and_grad(stack, upstream, backend="torch", **options)
+    hdr_g, grad_g, _ = _merge_and_grad(stack, upstream, backend="generic", **options)
     assert "NativeTableLogMerge" in node_n and "Native" not in node_t
     # Same operations in the same order: equal but for the libm behind pow/exp in the hat and Robertson
     # weights (the kernel's std::pow/std::exp against torch's vectorised ones, each within about an ulp):
@@ -121,7 +121,7 @@ def test_any_thread_split_gives_identical_results(native_lib, monkeypatch, threa
 
 def test_torch_node_is_used_where_the_kernels_do_not_apply(native_lib):
     stack = _stack().requires_grad_(True)
-    for options in ({"mean_weight": True}, {"native": False}, {"weight": "hat", "mean_weight": True}):
+    for options in ({"mean_weight": True}, {"backend": "torch"}, {"weight": "hat", "mean_weight": True}):
         hdr = merge_stack(stack, TIMES, inverse_crf=TABLES, **options).hdr
         assert "Native" not in hdr.grad_fn.name(), options
 
@@ -133,7 +133,7 @@ def test_half_precision_stacks_take_the_torch_node_with_the_generic_graphs_codes
     # be the generic graph's, computed in the same dtype, exactly.
     stack = _stack().to(dtype)
     fused = merge_stack(stack, TIMES, inverse_crf=TABLES).hdr
-    generic = merge_stack(stack, TIMES, inverse_crf=TABLES, fused=False).hdr
+    generic = merge_stack(stack, TIMES, inverse_crf=TABLES, backend="generic").hdr
     assert fused.dtype == dtype and torch.equal(fused, generic)
 
 
@@ -158,7 +158,7 @@ def test_failed_build_warns_once_and_the_layer_still_merges(monkeypatch, tmp_pat
         warnings.simplefilter("error")  # the second call does not warn again
         again = merge_stack(stack, TIMES, inverse_crf=TABLES).hdr
     assert torch.equal(hdr, again)
-    torch.testing.assert_close(hdr, merge_stack(stack, TIMES, inverse_crf=TABLES, fused=False).hdr, rtol=1e-12, atol=0)
+    torch.testing.assert_close(hdr, merge_stack(stack, TIMES, inverse_crf=TABLES, backend="generic").hdr, rtol=1e-12, atol=0)
     assert not list((tmp_path / "cache").rglob("*.tmp"))
 
 

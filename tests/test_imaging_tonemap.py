@@ -126,7 +126,7 @@ def test_bad_input(fn):
         fn(torch.full((3, 2, 2), float("nan")))
     with pytest.raises(InputError, match="shape"):
         fn(torch.ones(4, 2, 2))
-    with pytest.raises(InputError, match="torch tensor"):
+    with pytest.raises(InputError, match="torch.Tensor"):
         fn(np.ones((3, 2, 2)))
 
 

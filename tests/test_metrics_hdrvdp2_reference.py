@@ -1,6 +1,6 @@
 """HDR-VDP 2.2.2 port against the reference scores, maps and per-stage values of the original code.
 
-Reference data (``../shared/data/hdrvdp2``): 15 fixture pairs (raw float32, H x W x 3 BT.709 RGB in
+Reference data (the ``hdrvdp2`` folder of the ``shared_data`` fixture): 15 fixture pairs (raw float32, H x W x 3 BT.709 RGB in
 cd/m^2), ``reference_scores.csv`` (30 rows: each pair at 30 ppd and at the 21-inch/1-m display ppd),
 ``pmaps/*.f32`` (P_map at 30 ppd) and ``debug_r0{1,5}_noise_30ppd.json`` (statistics of every stage),
 all produced by HDR-VDP 2.2.2 under GNU Octave 7.3.

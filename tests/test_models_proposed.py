@@ -1,7 +1,7 @@
 """Tests of the proposed recurrent networks (hdrbench.models.proposed).
 
-References: the official code's parameter hand counts (method.md section 1.4: 98.9 M global, 6.19 M local,
-11.0 M refinement per direction, 232.2 M in all), the defining equations of the blocks (instance norm,
+References: the official code's parameter hand counts (98.9 M global, 6.19 M local, 11.0 M refinement per
+direction, 232.2 M in all), the defining equations of the blocks (instance norm,
 Conv-GRU) evaluated by hand in float64, and committed golden outputs (tests/golden/make_golden.py).
 """
 
@@ -40,8 +40,8 @@ def test_paper_parameter_counts_match_official_hand_counts():
     with torch.device("meta"):
         model = build_arch("proposed", width=1.0)
     counts = {name: _count(net) for name, net in model.networks().items()}
-    # Official hand counts (method.md 1.4); 0.5 % tolerance as the task states (the hand counts are rounded
-    # to 3 significant digits, i.e. at most 0.05 % of rounding error).
+    # The official code's hand counts; 0.5 % tolerance (the hand counts are rounded to 3 significant digits,
+    # i.e. at most 0.05 % of rounding error; the exact counts are pinned below).
     expected = {"global": 98.9e6, "local": 6.19e6, "refine": 11.0e6}
     for d in ("up", "down"):
         for kind, ref in expected.items():
@@ -51,7 +51,7 @@ def test_paper_parameter_counts_match_official_hand_counts():
     assert counts["global_up"] == 98_918_403
     assert counts["local_up"] == 6_188_815
     assert counts["refine_up"] == 11_007_971
-    # The Conv-GRU on 1024 channels alone: 3 convolutions 2048 -> 1024, 3x3, with bias (method.md: ~56.6 M).
+    # The Conv-GRU on 1024 channels alone: 3 convolutions 2048 -> 1024, 3x3, with bias (~56.6 M).
     assert _count(model.global_up.bottleneck.gru) == 3 * (2048 * 1024 * 9 + 1024)
 
 

@@ -105,8 +105,8 @@ def test_proposed_recipe_presets(preset):
 
 
 def test_methods_show_prints_per_network_counts_per_preset():
-    # What ``hdrbench methods show proposed`` prints. Paper preset: the official hand counts (method.md 1.4:
-    # 98.9 M global, 6.19 M local, 11.0 M refinement per direction) at the printed 3-decimal precision.
+    # What ``hdrbench methods show proposed`` prints. Paper preset: the official code's hand counts
+    # (98.9 M global, 6.19 M local, 11.0 M refinement per direction) at the printed 3-decimal precision.
     text = recipes.describe("proposed")
     lines = {line.split("]")[0].split("[")[1]: line for line in text.splitlines() if "parameters [" in line}
     assert set(lines) == {"paper", "cpu", "cpu-ladder", "demo", "tiny"}

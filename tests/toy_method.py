@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from hdrbench.models.baselines._common import check_ldr
+from hdrbench.checks import check_ldr
 from hdrbench.models.registry import ARCHS
 from hdrbench.train.baselines import targets as T
 from hdrbench.train.baselines.base import BaselineTask

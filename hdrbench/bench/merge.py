@@ -9,8 +9,8 @@ and both layers merge with that table (Deb97 weights, log merge, saturation fall
 * ``ours``: :func:`hdrbench.imaging.synthesis.merge_stack` as a user calls it: vectorised over batch,
   exposures and channels, its common case on the native CPU kernels (``synthesis.native``, compiled on
   first use, before the timing);
-* ``torch node``: the same layer with ``native=False``, its torch-operations form (what runs where no
-  compiler is available), and with ``compile=True`` (``torch.compile``; its one-off compilation time is
+* ``torch node``: the same layer with ``backend="torch"``, its torch-operations form (what runs where no
+  compiler is available), and with ``backend="compiled"`` (``torch.compile``; its one-off compilation time is
   reported apart, not in the per-call times);
 * ``opencv``: ``cv2.createMergeDebevec().process(images, times, response)`` on the 8-bit images (forward
   only; OpenCV has no backward). OpenCV weighs every pixel with the mean of its channel weights and
@@ -115,8 +115,8 @@ def main(args: argparse.Namespace) -> int:
         return x.grad
 
     ours_fwd_bwd, ours_fwd = fwd_bwd(), fwd()  # as a user calls it: native kernels where they build
-    node_fwd_bwd, node_fwd = fwd_bwd(native=False), fwd(native=False)  # the torch node
-    compiled_fwd_bwd, compiled_fwd = fwd_bwd(native=False, compile=True), fwd(native=False, compile=True)
+    node_fwd_bwd, node_fwd = fwd_bwd(backend="torch"), fwd(backend="torch")  # the torch node
+    compiled_fwd_bwd, compiled_fwd = fwd_bwd(backend="compiled"), fwd(backend="compiled")
 
     # OpenCV: BGR uint8 planes, float32 times, response (256, 1, 3) in BGR order.
     u8 = [np.ascontiguousarray((stack[0, e].permute(1, 2, 0).numpy()[:, :, ::-1] * 255.0).round().astype(np.uint8))
@@ -202,7 +202,7 @@ def main(args: argparse.Namespace) -> int:
           f"(goal >= {GOAL_SPEEDUP_VS_LOOP:.0f}x)")
     print(f"forward: OpenCV MergeDebevec {s_cv * 1000:.1f} ms, ours {s_ours_f * 1000:.1f} ms -> OpenCV time / ours "
           f"{vs_cv:.2f} (goal >= {GOAL_RATIO_VS_OPENCV:.0f})")
-    print(f"native kernel: {kernel}; the torch node alone (native=False): forward+backward {s_node * 1000:.1f} ms "
+    print(f"native kernel: {kernel}; the torch node alone (backend 'torch'): forward+backward {s_node * 1000:.1f} ms "
           f"({s_loop / s_node:.1f}x the loop), forward {s_node_f * 1000:.1f} ms "
           f"(OpenCV time / it {s_cv / s_node_f:.2f})")
     if s_comp:

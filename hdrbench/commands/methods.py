@@ -14,12 +14,12 @@ def register(sub) -> None:
 
 
 def run_list(args) -> int:
-    from hdrbench.evaluate.methods import METHODS, is_reference_method, list_methods
+    from hdrbench.evaluate.methods import METHODS, is_training_free, list_methods
 
     names = list_methods()
     width = max(len(n) for n in names) + 2
     for name in names:
-        if is_reference_method(name):
+        if is_training_free(name):
             cls = METHODS.get(name)
             first = (cls.__doc__ or "").strip().splitlines()[0]
             print(f"{name:<{width}}training-free, {cls.kind:<6} {first}")

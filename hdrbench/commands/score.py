@@ -25,8 +25,8 @@ import json
 import math
 import sys
 
-#: Default metric lists; the MS-SSIM variant joins them only when the image has room for its five scales.
-HDR_DEFAULT = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
+#: Default display-referred metrics (the HDR ones are the harness's, ``metrics.registry.DEFAULT_HDR_METRICS``); the
+#: MS-SSIM variant joins either list only when the image has room for its five scales.
 LDR_DEFAULT = ("psnr", "ssim")
 MS_SSIM_MIN_SIDE = 161
 
@@ -106,7 +106,7 @@ def _load(path: str):
 
 def _check_hdr_file(option: str, path: str, x) -> None:
     """Refuse a linear HDR file with NaN/Inf, negative or all-zero pixels, naming the option and the file."""
-    from hdrbench.metrics.checks import check_image, check_nonnegative, check_not_all_zero
+    from hdrbench.checks import check_image, check_nonnegative, check_not_all_zero
 
     name = f"{option} {path}"
     check_image(x, name, channels=None)
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from hdrbench.errors import InputError
     from hdrbench.metrics import protocols as proto_mod
     from hdrbench.metrics.pu21 import rgb_to_luminance
-    from hdrbench.metrics.registry import compute_ldr_metrics, get_metric
+    from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, compute_ldr_metrics, get_metric
     from hdrbench.outputs import check_output_file
 
     if folder_mode(args):
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     else:
-        metrics = list(HDR_DEFAULT if hdr else LDR_DEFAULT)
+        metrics = list(DEFAULT_HDR_METRICS if hdr else LDR_DEFAULT)
         if min(height, width) >= MS_SSIM_MIN_SIDE:
             metrics.append("pu21-msssim" if hdr else "ms-ssim")
     for m in metrics:
@@ -251,7 +251,7 @@ def _run_folders(args: argparse.Namespace) -> int:
     from hdrbench.evaluate import folder_scoring as fs
     from hdrbench.metrics import protocols as proto_mod
     from hdrbench.metrics.batch import memory_limit_bytes
-    from hdrbench.metrics.registry import get_metric
+    from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, get_metric
 
     if args.pmap:
         raise InputError("--pmap is for a single pair; folder mode writes scores only")
@@ -262,7 +262,7 @@ def _run_folders(args: argparse.Namespace) -> int:
 
         check_output_file(args.out, "--out", suffixes=(".csv", ".json"))
     pairs = fs.match_folders(args.test, args.reference)  # a missing partner fails here, before any scoring
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(HDR_DEFAULT)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(DEFAULT_HDR_METRICS)
     for m in metrics:
         get_metric(m)
     protocol = proto_mod.get_protocol(args.protocol, crf_correction=args.crf_correction)

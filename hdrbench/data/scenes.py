@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from hdrbench.errors import InputError
+from hdrbench.imaging.luma import REC709_LUMA
 
 __all__ = ["render_scene", "scene_dynamic_range", "DYNAMIC_RANGE_STOPS", "SCENE_KINDS"]
 
@@ -35,7 +36,7 @@ HIGHLIGHT_HEADROOM_STOPS = 5.2
 #: Share of pixels allowed above the headroom, in percent of the image.
 HIGHLIGHT_BUDGET_PERCENT = 0.05
 
-_LUMA = np.array([0.2126, 0.7152, 0.0722])
+_LUMA = np.array(REC709_LUMA)
 
 
 def scene_dynamic_range(radiance: np.ndarray, low: float = 0.1, high: float = 99.9) -> float:

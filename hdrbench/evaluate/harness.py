@@ -46,9 +46,10 @@ from hdrbench.evaluate import distributed
 from hdrbench.evaluate.methods import Method, SceneContext, get_method
 from hdrbench.evaluate.records import Record
 from hdrbench.evaluate.runs import environment, new_run
+from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, DEFAULT_STACK_METRICS
 
-STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
-HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
+STACK_METRICS: tuple[str, ...] = DEFAULT_STACK_METRICS
+HDR_METRICS: tuple[str, ...] = DEFAULT_HDR_METRICS
 #: Synthesis-layer settings of the ``hdrbench`` merge layer (the paper's: Deb97 weights, log merge), used for every
 #: merge unless the protocol names the ``official`` layer.
 MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}

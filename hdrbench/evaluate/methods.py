@@ -5,7 +5,7 @@ A method maps one LDR image to an exposure stack (``kind = "stack"``) and/or dir
 layer, using either an inverse CRF estimated from that stack (``merge_crf = "estimate"``, Debevec &
 Malik as in the paper's code) or the method's own curve (``merge_crf = "own"``, :meth:`Method.inverse_crf`).
 
-Training-free methods are registered here by explicit import of :mod:`hdrbench.evaluate.reference_methods`.
+Training-free methods are registered here by explicit import of :mod:`hdrbench.evaluate.training_free`.
 Trained methods are recipes (``methods/<name>.toml``); :func:`get_method` hands those to
 ``hdrbench.evaluate.trained.load_trained_method``, which loads the checkpoint.
 """
@@ -30,9 +30,9 @@ MERGE_CRFS = ("estimate", "own")
 
 @dataclass
 class SceneContext:
-    """What the harness knows about the scene being evaluated, for oracle (reference) methods.
+    """What the harness knows about the scene being evaluated, for oracle (training-free) methods.
 
-    Trained methods never look at it. Reference methods that need ground truth (``gt-stack``) or a
+    Trained methods never look at it. Training-free methods that need ground truth (``gt-stack``) or a
     linearisation (``ldr-linear``, ``exposure-scaling``, the inverse tone-mapping operators) declare
     ``uses_context = True`` and read it in :meth:`Method.prepare`.
 
@@ -110,7 +110,7 @@ class Method(ABC):
         return {"name": self.name, "kind": self.kind, "merge_crf": self.merge_crf, "recipe_hash": self.recipe_hash}
 
 
-#: Training-free methods by name (filled by :mod:`hdrbench.evaluate.reference_methods`).
+#: Training-free methods by name (filled by :mod:`hdrbench.evaluate.training_free`).
 METHODS: Registry[type[Method]] = Registry("method")
 
 
@@ -131,7 +131,7 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
 
 def _load_builtins() -> None:
     # Explicit import: registration happens here, never by scanning files.
-    from hdrbench.evaluate import reference_methods  # noqa: F401
+    from hdrbench.evaluate import training_free  # noqa: F401
 
 
 def recipe_names() -> list[str]:
@@ -146,7 +146,7 @@ def list_methods() -> list[str]:
     return sorted(set(METHODS.names()) | set(recipe_names()))
 
 
-def is_reference_method(name: str) -> bool:
+def is_training_free(name: str) -> bool:
     """True for a registered training-free method."""
     _load_builtins()
     return name in METHODS

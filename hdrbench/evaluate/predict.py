@@ -175,11 +175,11 @@ def load_method(name: str, *, weights=None, checkpoint=None, preset: str | None 
             without weights or checkpoint, weights/checkpoint given to a training-free method, options given to a
             trained one.
     """
-    from hdrbench.evaluate.methods import get_method, is_reference_method, list_methods
+    from hdrbench.evaluate.methods import get_method, is_training_free, list_methods
 
     if name not in list_methods():
         get_method(name)  # raises UnknownNameError with close matches
-    if is_reference_method(name):
+    if is_training_free(name):
         if weights is not None or checkpoint is not None:
             raise InputError(f"method {name!r} is training-free: it takes no --weights or --checkpoint")
         method = get_method(name, device=device, **dict(options or {}))

@@ -19,7 +19,9 @@ from typing import Sequence
 
 import torch
 
+from hdrbench.checks import check_image
 from hdrbench.errors import InputError
+from hdrbench.imaging.luma import REC709_LUMA
 from hdrbench.imaging.crf import (
     CRF,
     CRF_REGISTRY,
@@ -41,10 +43,6 @@ __all__ = [
 
 #: Normalised irradiance that the median luminance of EV 0 is mapped to by :func:`auto_exposure`.
 MID_GREY = 0.18
-
-# Rec. 709 / sRGB luminance weights (the HDR inputs are linear Rec. 709 RGB).
-_REC709 = (0.2126, 0.7152, 0.0722)
-
 
 def ev_to_time(ev: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
     """Relative exposure time ``t = 2^EV`` (EV 0 -> 1).
@@ -114,7 +112,7 @@ def quantize(z: torch.Tensor, bits: int = 8) -> torch.Tensor:
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
     """Rec. 709 luminance of linear RGB: (..., 3, H, W) -> (..., H, W)."""
-    w = torch.tensor(_REC709, dtype=rgb.dtype, device=rgb.device).reshape(3, 1, 1)
+    w = torch.tensor(REC709_LUMA, dtype=rgb.dtype, device=rgb.device).reshape(3, 1, 1)
     return (rgb * w).sum(dim=-3)
 
 
@@ -151,15 +149,7 @@ def auto_exposure(hdr: torch.Tensor, *, target: float = MID_GREY) -> torch.Tenso
 
 
 def _check_hdr(hdr: torch.Tensor) -> torch.Tensor:
-    if not isinstance(hdr, torch.Tensor):
-        raise InputError(f"hdr must be a torch tensor (N, 3, H, W) or (3, H, W), got {type(hdr).__name__}")
-    if hdr.ndim not in (3, 4) or hdr.shape[-3] != 3:
-        raise InputError(f"hdr must have shape (N, 3, H, W) or (3, H, W), got {tuple(hdr.shape)}")
-    if not hdr.is_floating_point():
-        raise InputError(f"hdr must be a floating-point tensor, got {hdr.dtype}")
-    if not torch.isfinite(hdr).all():
-        raise InputError("hdr contains NaN or Inf values")
-    return hdr
+    return check_image(hdr, "hdr", channels=(3,), unbatched=True)
 
 
 def simulate_stack(

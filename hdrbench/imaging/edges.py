@@ -15,17 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hdrbench.errors import InputError
-
-#: BT.601 luma weights for R, G, B (what OpenCV's RGB2GRAY uses).
-LUMA_601 = (0.299, 0.587, 0.114)
-
-
-def _check_images(img: torch.Tensor, name: str) -> None:
-    if img.ndim != 4 or img.shape[1] != 3:
-        raise InputError(f"{name} must have shape (N, 3, H, W), got {tuple(img.shape)}")
-    if not bool(torch.isfinite(img).all()):
-        raise InputError(f"{name} contains NaN or Inf")
+from hdrbench.checks import check_image
+from hdrbench.imaging.luma import BT601_LUMA
 
 
 def canny_edges(img: torch.Tensor, *, sigma: float = 2.0, channel_order_quirk: bool = False) -> torch.Tensor:
@@ -42,7 +33,7 @@ def canny_edges(img: torch.Tensor, *, sigma: float = 2.0, channel_order_quirk: b
     """
     from skimage.feature import canny  # imported here: skimage is slow to import
 
-    _check_images(img, "img")
+    check_image(img, "img", channels=(3,))
     arr = img.detach().to("cpu", torch.float32).clamp(0, 1).numpy()
     if channel_order_quirk:
         import cv2
@@ -51,6 +42,6 @@ def canny_edges(img: torch.Tensor, *, sigma: float = 2.0, channel_order_quirk: b
         # with them the edges at the hysteresis thresholds, are the official loader's bit for bit.
         gray = np.stack([cv2.cvtColor(np.ascontiguousarray(a.transpose(1, 2, 0)), cv2.COLOR_BGR2GRAY) for a in arr])
     else:
-        gray = np.tensordot(np.asarray(LUMA_601, dtype=np.float32), arr, axes=([0], [1]))  # (N, H, W)
+        gray = np.tensordot(np.asarray(BT601_LUMA, dtype=np.float32), arr, axes=([0], [1]))  # (N, H, W)
     edges = np.stack([canny(g, sigma=sigma) for g in gray]).astype(np.float32)
     return torch.from_numpy(edges).unsqueeze(1).to(device=img.device, dtype=img.dtype)

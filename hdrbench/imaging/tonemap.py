@@ -15,25 +15,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hdrbench.checks import check_image
 from hdrbench.errors import InputError
+from hdrbench.imaging.luma import BT601_LUMA, REC709_LUMA
 
 __all__ = ["reinhard02", "reinhard_opencv", "to_uint8", "REC709_LUMA"]
 
-#: Rec. 709 luminance weights for linear RGB.
-REC709_LUMA = (0.2126, 0.7152, 0.0722)
-# ITU-R BT.601 luma weights: what OpenCV's COLOR_RGB2GRAY uses (its Reinhard operator calls it).
-_BT601_LUMA = (0.299, 0.587, 0.114)
 
 
 def _batched(hdr: torch.Tensor, arg: str = "hdr") -> tuple[torch.Tensor, bool]:
-    if not isinstance(hdr, torch.Tensor):
-        raise InputError(f"{arg} must be a torch tensor (N, 3, H, W) or (3, H, W), got {type(hdr).__name__}")
-    if hdr.ndim not in (3, 4) or hdr.shape[-3] != 3:
-        raise InputError(f"{arg} must have shape (N, 3, H, W) or (3, H, W), got {tuple(hdr.shape)}")
-    if not hdr.is_floating_point():
-        raise InputError(f"{arg} must be floating point, got {hdr.dtype}")
-    if not torch.isfinite(hdr).all():
-        raise InputError(f"{arg} contains NaN or Inf values")
+    check_image(hdr, arg, channels=(3,), unbatched=True)
     return (hdr[None], True) if hdr.ndim == 3 else (hdr, False)
 
 
@@ -139,7 +130,7 @@ def reinhard_opencv(hdr: torch.Tensor, gamma: float = 1.5, intensity: float = 0.
     if not (0.0 <= light_adapt <= 1.0 and 0.0 <= color_adapt <= 1.0):
         raise InputError(f"light_adapt and color_adapt must lie in [0, 1], got {light_adapt}, {color_adapt}")
     img = _minmax_normalise(x)
-    gray = _weighted_sum(img, _BT601_LUMA)
+    gray = _weighted_sum(img, BT601_LUMA)
     log_img = torch.log(gray.clamp_min(1e-4))
     log_mean = log_img.mean(dim=(1, 2, 3), keepdim=True)
     log_min = log_img.amin(dim=(1, 2, 3), keepdim=True)

@@ -37,8 +37,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from hdrbench.checks import check_image, check_nonnegative
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_image, check_nonnegative
 from hdrbench.metrics.pu21 import rgb_to_luminance
 from hdrbench.registry import Registry
 

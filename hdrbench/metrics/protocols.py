@@ -54,8 +54,8 @@ from typing import Callable
 
 import torch
 
+from hdrbench.checks import check_nonnegative, check_not_all_zero, check_pair, check_positive_number
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_nonnegative, check_not_all_zero, check_pair, check_positive_number
 from hdrbench.metrics.pu21 import rgb_to_luminance as _luminance
 from hdrbench.registry import Registry
 

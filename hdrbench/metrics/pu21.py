@@ -26,8 +26,10 @@ from typing import Sequence
 
 import torch
 
+from hdrbench.checks import check_nonnegative, check_pair
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_nonnegative, check_pair
+from hdrbench.imaging.luma import REC709_LUMA_6
+from hdrbench.metrics.card import MetricCard, windowed
 from hdrbench.metrics.stack import ms_ssim, psnr, ssim
 from hdrbench.registry import Registry
 
@@ -36,8 +38,8 @@ L_MIN = 0.005
 L_MAX = 10000.0
 #: Peak value used by PU-PSNR and the dynamic range used by PU-SSIM/PU-MS-SSIM.
 PU21_PEAK = 256.0
-#: BT.709 / sRGB luminance weights of linear R, G, B.
-LUMINANCE_WEIGHTS = (0.212656, 0.715158, 0.072186)
+#: BT.709 / sRGB luminance weights of linear R, G, B (six decimals, as HDR-VDP and PU21 use them).
+LUMINANCE_WEIGHTS = REC709_LUMA_6
 DEFAULT_PARAMS = "banding_glare"
 
 #: The four published parameter sets (p1 ... p7). ``banding_glare`` is the authors' recommendation.
@@ -198,6 +200,28 @@ def pu21_msssim(
     t, r = _encoded_luminance(test, reference, params)
     return ms_ssim(t, r, data_range=PU21_PEAK, allow_small_window=allow_small_window, return_window=return_window)
 
+
+#: The cards of this module's metrics (registered by :mod:`hdrbench.metrics.registry`).
+CARDS = (
+    MetricCard(
+        name="pu21-psnr", higher_is_better=True, input_domain="absolute-cd/m2", version="1",
+        reference_implementation="PU21 formula (Mantiuk & Azimi 2021) in numpy float64", differentiable=True,
+        description="PSNR with peak 256 on PU21 (banding_glare) encoded R, G, B; MSE over channels and pixels",
+        compute=lambda t, r, ctx: pu21_psnr(t, r),
+    ),
+    MetricCard(
+        name="pu21-ssim", higher_is_better=True, input_domain="absolute-cd/m2", version="1",
+        reference_implementation="PU21 formula + skimage structural_similarity", differentiable=True,
+        description="SSIM (data_range 256, window 11) on PU21 (banding_glare) encoded luminance",
+        compute=windowed("pu21-ssim", pu21_ssim),
+    ),
+    MetricCard(
+        name="pu21-msssim", higher_is_better=True, input_domain="absolute-cd/m2", version="1",
+        reference_implementation="PU21 formula + pytorch_msssim MS-SSIM", differentiable=True,
+        description="MS-SSIM (data_range 256, window 11, min side > 160) on PU21 (banding_glare) encoded luminance",
+        compute=windowed("pu21-msssim", pu21_msssim),
+    ),
+)
 
 __all__ = [
     "L_MAX",

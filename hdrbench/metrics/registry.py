@@ -19,80 +19,27 @@ standard way to apply them to HDR) and ``mu-psnr``. Use :func:`compute_ldr_metri
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
+from hdrbench.checks import check_pair
 from hdrbench.errors import InputError
 from hdrbench.metrics import protocols as _protocols
 from hdrbench.metrics import pu21 as _pu21
 from hdrbench.metrics import stack as _stack
-from hdrbench.metrics.checks import check_pair
+from hdrbench.metrics.card import INPUT_DOMAINS, MetricCard
+from hdrbench.metrics.card import MetricContext as _Context
 from hdrbench.registry import Registry
 
-INPUT_DOMAINS = ("ldr-display", "linear-relative", "absolute-cd/m2")
 COLOR_ENCODINGS = ("rgb-bt.709", "luminance")
-
-#: Parameters of the secondary HDR metrics, recorded on their cards.
-MU_PSNR_MU = 5000.0
-LOG_PSNR_EPS = 1e-5
-
-
-@dataclass
-class _Context:
-    """Per-call settings and caches shared by the metric functions of one :func:`compute_hdr_metrics` call."""
-
-    ppd: Callable[[], float]
-    color_encoding: str
-    allow_small_window: bool
-    windows: dict[str, int] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MetricCard:
-    """What a harness needs to know about one metric.
-
-    Attributes:
-        name: registry name (used in result rows and on the command line).
-        higher_is_better: direction of the score.
-        input_domain: one of :data:`INPUT_DOMAINS`.
-        version: changes whenever the numbers change; recorded in every result row.
-        reference_implementation: what the implementation is checked against.
-        differentiable: whether gradients flow to the test image.
-        description: one line: what is computed, with its parameters and units.
-        compute: ``fn(test, reference, ctx) -> (N,) float64`` on inputs of the card's domain (internal).
-    """
-
-    name: str
-    higher_is_better: bool
-    input_domain: str
-    version: str
-    reference_implementation: str
-    differentiable: bool
-    description: str
-    compute: Callable[[torch.Tensor, torch.Tensor, _Context], torch.Tensor] | None = field(
-        default=None, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        if self.input_domain not in INPUT_DOMAINS:
-            raise ValueError(f"metric card {self.name!r}: input_domain must be one of {INPUT_DOMAINS}")
+#: The metrics a benchmark run and ``hdrbench score`` compute by default: on display-referred stacks (MS-SSIM
+#: joins only where the image has room for its five scales) and on linear HDR (scaled by a protocol).
+DEFAULT_STACK_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms-ssim")
+DEFAULT_HDR_METRICS: tuple[str, ...] = ("hdrvdp2", "pu21-psnr", "pu21-ssim")
 
 
 METRICS: Registry[MetricCard] = Registry("metric")
-
-
-def _windowed(name: str, fn: Callable[..., Any]) -> Callable[[torch.Tensor, torch.Tensor, _Context], torch.Tensor]:
-    def run(t: torch.Tensor, r: torch.Tensor, ctx: _Context) -> torch.Tensor:
-        val, win = fn(t, r, allow_small_window=ctx.allow_small_window, return_window=True)
-        ctx.windows[name] = win
-        return val
-
-    return run
 
 
 def _hdrvdp2_result(t: torch.Tensor, r: torch.Tensor, ctx: _Context):
@@ -104,81 +51,24 @@ def _hdrvdp2_result(t: torch.Tensor, r: torch.Tensor, ctx: _Context):
     return ctx.cache["hdrvdp2"]
 
 
-def _register(card: MetricCard) -> None:
-    METRICS.register(card.name, card)
-
-
-_register(
+# The HDR-VDP-2 cards stay here rather than in ``metrics.hdrvdp2``: that package is imported on first use (it is
+# the heavy one), and its cards must exist before.
+_HDRVDP2_CARDS = (
     MetricCard(
-        "psnr", True, "ldr-display", "1", "skimage.metrics.peak_signal_noise_ratio (identical)", True,
-        "PSNR in dB, data_range=1, MSE over all channels and pixels",
-        lambda t, r, ctx: _stack.psnr(t, r, data_range=1.0),
-    )
-)
-_register(
+        name="hdrvdp2", higher_is_better=True, input_domain="absolute-cd/m2", version="2.2.2",
+        reference_implementation="HDR-VDP 2.2.2 (MATLAB, run under Octave 7.3)", differentiable=False,
+        description="HDR-VDP-2.2.2 quality correlate Q (100 = identical), at the protocol's ppd",
+        compute=lambda t, r, ctx: _hdrvdp2_result(t, r, ctx).Q.to(torch.float64),
+    ),
     MetricCard(
-        "ssim", True, "ldr-display", "1", "skimage structural_similarity(gaussian_weights, sigma=1.5), within 1e-4",
-        True, "SSIM via pytorch_msssim, data_range=1, Gaussian 11x11 window, sigma 1.5, mean over channels",
-        _windowed("ssim", lambda t, r, **kw: _stack.ssim(t, r, data_range=1.0, **kw)),
-    )
+        name="hdrvdp2-pdet", higher_is_better=False, input_domain="absolute-cd/m2", version="2.2.2",
+        reference_implementation="HDR-VDP 2.2.2 (MATLAB, run under Octave 7.3)", differentiable=False,
+        description="HDR-VDP-2.2.2 probability of detection P_det = max(P_map), in [0, 1]",
+        compute=lambda t, r, ctx: _hdrvdp2_result(t, r, ctx).P_det.to(torch.float64),
+    ),
 )
-_register(
-    MetricCard(
-        "ms-ssim", True, "ldr-display", "1", "pytorch_msssim 1.0; independent numpy 5-scale implementation", True,
-        "MS-SSIM (5 scales, Wang 2003 weights) via pytorch_msssim, data_range=1, window 11, min side > 160",
-        _windowed("ms-ssim", lambda t, r, **kw: _stack.ms_ssim(t, r, data_range=1.0, **kw)),
-    )
-)
-_register(
-    MetricCard(
-        "hdrvdp2", True, "absolute-cd/m2", "2.2.2", "HDR-VDP 2.2.2 (MATLAB, run under Octave 7.3)", False,
-        "HDR-VDP-2.2.2 quality correlate Q (100 = identical), at the protocol's ppd",
-        lambda t, r, ctx: _hdrvdp2_result(t, r, ctx).Q.to(torch.float64),
-    )
-)
-_register(
-    MetricCard(
-        "hdrvdp2-pdet", False, "absolute-cd/m2", "2.2.2", "HDR-VDP 2.2.2 (MATLAB, run under Octave 7.3)", False,
-        "HDR-VDP-2.2.2 probability of detection P_det = max(P_map), in [0, 1]",
-        lambda t, r, ctx: _hdrvdp2_result(t, r, ctx).P_det.to(torch.float64),
-    )
-)
-_register(
-    MetricCard(
-        "pu21-psnr", True, "absolute-cd/m2", "1", "PU21 formula (Mantiuk & Azimi 2021) in numpy float64", True,
-        "PSNR with peak 256 on PU21 (banding_glare) encoded R, G, B; MSE over channels and pixels",
-        lambda t, r, ctx: _pu21.pu21_psnr(t, r),
-    )
-)
-_register(
-    MetricCard(
-        "pu21-ssim", True, "absolute-cd/m2", "1", "PU21 formula + skimage structural_similarity", True,
-        "SSIM (data_range 256, window 11) on PU21 (banding_glare) encoded luminance",
-        _windowed("pu21-ssim", _pu21.pu21_ssim),
-    )
-)
-_register(
-    MetricCard(
-        "pu21-msssim", True, "absolute-cd/m2", "1", "PU21 formula + pytorch_msssim MS-SSIM", True,
-        "MS-SSIM (data_range 256, window 11, min side > 160) on PU21 (banding_glare) encoded luminance",
-        _windowed("pu21-msssim", _pu21.pu21_msssim),
-    )
-)
-_register(
-    MetricCard(
-        "mu-psnr", True, "linear-relative", "1", "mu-law formula (Kalantari & Ramamoorthi 2017) in numpy", True,
-        f"PSNR (peak 1) after mu-law, mu={MU_PSNR_MU:g}; both divided by the reference max, test clipped to [0, 1]",
-        lambda t, r, ctx: _stack.mu_psnr(t, r, mu=MU_PSNR_MU, normalization="reference-max"),
-    )
-)
-_register(
-    MetricCard(
-        "log-psnr", True, "linear-relative", "1", "formula in numpy", True,
-        f"PSNR of log10 values: both divided by the reference max, clamped to [{LOG_PSNR_EPS:g}, 1], peak"
-        f" {-math.log10(LOG_PSNR_EPS):g}",
-        lambda t, r, ctx: _stack.log_psnr(t, r, eps=LOG_PSNR_EPS, normalization="reference-max"),
-    )
-)
+for _card in (*_stack.CARDS, *_pu21.CARDS, *_HDRVDP2_CARDS):
+    METRICS.register(_card.name, _card)
 
 
 def get_metric(name: str) -> MetricCard:
@@ -256,7 +146,7 @@ def compute_hdr_metrics(
             " linear HDR; use pu21-psnr, pu21-ssim, pu21-msssim (PU21-encoded absolute luminance) or mu-psnr"
         )
     if ppd is not None:
-        from hdrbench.metrics.checks import check_positive_number
+        from hdrbench.checks import check_positive_number
 
         ppd_value = check_positive_number(ppd, "ppd")
         ppd_fn = lambda: ppd_value  # noqa: E731

@@ -21,8 +21,9 @@ import math
 
 import torch
 
+from hdrbench.checks import check_nonnegative, check_pair, check_positive_number
 from hdrbench.errors import InputError
-from hdrbench.metrics.checks import check_nonnegative, check_pair, check_positive_number
+from hdrbench.metrics.card import MetricCard, windowed
 
 #: Default SSIM Gaussian window (size, sigma): the values of Wang et al. 2004 and of pytorch_msssim/skimage.
 DEFAULT_WIN_SIZE = 11
@@ -262,3 +263,45 @@ def log_psnr(x: torch.Tensor, y: torch.Tensor, *, eps: float, normalization: str
     xn, yn = _normalise_hdr(x, y, normalization)
     lx, ly = torch.log10(xn.clamp(e, 1.0)), torch.log10(yn.clamp(e, 1.0))
     return psnr(lx - math.log10(e), ly - math.log10(e), data_range=-math.log10(e))
+
+
+#: Parameters of the secondary HDR metrics, recorded on their cards.
+MU_PSNR_MU = 5000.0
+LOG_PSNR_EPS = 1e-5
+
+#: The cards of this module's metrics (registered by :mod:`hdrbench.metrics.registry`).
+CARDS = (
+    MetricCard(
+        name="psnr", higher_is_better=True, input_domain="ldr-display", version="1",
+        reference_implementation="skimage.metrics.peak_signal_noise_ratio (identical)", differentiable=True,
+        description="PSNR in dB, data_range=1, MSE over all channels and pixels",
+        compute=lambda t, r, ctx: psnr(t, r, data_range=1.0),
+    ),
+    MetricCard(
+        name="ssim", higher_is_better=True, input_domain="ldr-display", version="1",
+        reference_implementation="skimage structural_similarity(gaussian_weights, sigma=1.5), within 1e-4",
+        differentiable=True,
+        description="SSIM via pytorch_msssim, data_range=1, Gaussian 11x11 window, sigma 1.5, mean over channels",
+        compute=windowed("ssim", lambda t, r, **kw: ssim(t, r, data_range=1.0, **kw)),
+    ),
+    MetricCard(
+        name="ms-ssim", higher_is_better=True, input_domain="ldr-display", version="1",
+        reference_implementation="pytorch_msssim 1.0; independent numpy 5-scale implementation", differentiable=True,
+        description="MS-SSIM (5 scales, Wang 2003 weights) via pytorch_msssim, data_range=1, window 11, min side > 160",
+        compute=windowed("ms-ssim", lambda t, r, **kw: ms_ssim(t, r, data_range=1.0, **kw)),
+    ),
+    MetricCard(
+        name="mu-psnr", higher_is_better=True, input_domain="linear-relative", version="1",
+        reference_implementation="mu-law formula (Kalantari & Ramamoorthi 2017) in numpy", differentiable=True,
+        description=f"PSNR (peak 1) after mu-law, mu={MU_PSNR_MU:g}; both divided by the reference max, test clipped"
+        " to [0, 1]",
+        compute=lambda t, r, ctx: mu_psnr(t, r, mu=MU_PSNR_MU, normalization="reference-max"),
+    ),
+    MetricCard(
+        name="log-psnr", higher_is_better=True, input_domain="linear-relative", version="1",
+        reference_implementation="formula in numpy", differentiable=True,
+        description=f"PSNR of log10 values: both divided by the reference max, clamped to [{LOG_PSNR_EPS:g}, 1], peak"
+        f" {-math.log10(LOG_PSNR_EPS):g}",
+        compute=lambda t, r, ctx: log_psnr(t, r, eps=LOG_PSNR_EPS, normalization="reference-max"),
+    ),
+)

@@ -179,13 +179,15 @@ def write_pmap(path: str, p_map, reference) -> None:
     from matplotlib.figure import Figure
 
     from hdrbench.atomic import atomic_write_bytes
+    from hdrbench.imaging.luma import REC709_LUMA_6
     from hdrbench.imaging.tonemap import reinhard02
 
     ref = reference.to(torch.float64)
     if ref.shape[0] == 1:
         ref = ref.repeat(3, 1, 1)
     tm = reinhard02(ref[None].clamp_min(0.0))[0]
-    grey = (0.212656 * tm[0] + 0.715158 * tm[1] + 0.072186 * tm[2]).clamp(0, 1).pow(1 / 2.2).numpy()
+    wr, wg, wb = REC709_LUMA_6
+    grey = (wr * tm[0] + wg * tm[1] + wb * tm[2]).clamp(0, 1).pow(1 / 2.2).numpy()
     p = p_map.detach().to(torch.float64).clamp(0, 1).cpu().numpy()
     cmap = plt.get_cmap("turbo")
     colour = cmap(p)[..., :3]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hdrbench.checks import check_range
 from hdrbench.errors import InputError
 
 #: Number of entries of every tabulated inverse CRF (8-bit codes).
 N_LEVELS = 256
 #: Quantile rules of :func:`grossberg_samples`.
 QUANTILES = ("inverse-cdf", "nearest")
-#: Slack allowed outside [0, 1] before a stack is rejected (float round-off of upstream code).
-RANGE_SLACK = 1e-4
 
 
 def solve_each(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,14 +60,7 @@ def check_stack(stack: torch.Tensor, name: str = "stack") -> torch.Tensor:
         raise InputError(f"{name} needs at least 2 exposures; got E={stack.shape[1]}")
     if stack.numel() == 0:
         raise InputError(f"{name} is empty: shape {tuple(stack.shape)}")
-    with torch.no_grad():
-        # One pass: NaN propagates into the extrema and Inf lands outside the range.
-        lo_t, hi_t = torch.aminmax(stack.detach())
-        lo, hi = float(lo_t), float(hi_t)
-    if lo != lo or hi != hi or abs(lo) == float("inf") or abs(hi) == float("inf"):
-        raise InputError(f"{name} contains NaN or Inf values")
-    if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
-        raise InputError(f"{name} must lie in [0, 1]; got min {lo:.4g}, max {hi:.4g}")
+    check_range(stack, name)
     return stack
 
 

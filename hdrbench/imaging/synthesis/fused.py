@@ -275,6 +275,6 @@ def compiled_log_merge():
     global _COMPILED
     if _COMPILED is None:
         if not hasattr(torch, "compile"):
-            raise NotImplementedError("merge_stack(compile=True) needs torch.compile (PyTorch >= 2.0)")
+            raise NotImplementedError("merge_stack(backend='compiled') needs torch.compile (PyTorch >= 2.0)")
         _COMPILED = torch.compile(log_merge_graph)
     return _COMPILED

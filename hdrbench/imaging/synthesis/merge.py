@@ -67,6 +67,9 @@ MERGES: Registry = Registry("merge")
 for _n in ("log", "linear", "w_time_sq"):
     MERGES.register(_n, _n)
 
+#: ``merge_stack(backend=...)`` choices (see its docstring): all give the same values and gradients.
+BACKENDS = ("auto", "torch", "compiled", "generic")
+
 #: ``merge_stack`` keyword arguments that reproduce the official code's ``hdrlayer(lin_type='LUT',
 #: method='Debevec')`` (a port of the 2019 HDR Toolbox ``BuildHDR(..., 'LUT', [], 'Deb97', 'log')``):
 #: Debevec-Malik with lambda 20, the toolbox's nearest-CDF Grossberg sampling, a least-squares solve
@@ -168,9 +171,7 @@ def merge_stack(
     saturation: float = 1e-4,
     saturation_fallback: str = "per-channel",
     calibration: dict | None = None,
-    fused: bool = True,
-    native: bool = True,
-    compile: bool = False,
+    backend: str = "auto",
 ) -> MergeResult:
     """Merge LDR exposure stacks into linear HDR images (differentiable with respect to ``stack``).
 
@@ -195,14 +196,15 @@ def merge_stack(
             ``"channel-coupled"`` (the official port: a fallback in one channel replaces all three; see
             ``fused.fallback_pixels``).
         calibration: keyword arguments for the CRF recovery (e.g. ``{"smoothing": 20.0}`` or ``{"order": 3}``).
-        fused: compute the common case (tabulated inverse CRF that needs no gradient, nearest lookup, centred
-            slope, log merge, detached weights) as one autograd node (``synthesis.fused``); ``False`` builds the
-            generic graph instead (same values and gradients; kept to check the fused node).
-        native: run that node on the compiled CPU kernels (``synthesis.native``) when the stack is a float32 or
-            float64 CPU tensor, the weights are per channel and the kernel builds (else the torch node runs,
-            with the same values and gradients); ``False`` always takes the torch node.
-        compile: run that common case through ``torch.compile`` (``fused.compiled_log_merge``): several times
-            faster per call, after a one-off compilation of tens of seconds per new shape. Other cases ignore it.
+        backend: how the common case (tabulated inverse CRF that needs no gradient, nearest lookup, centred
+            slope, log merge, detached weights) runs; other cases always build the generic graph. One of
+            ``"auto"`` (default: one autograd node, ``synthesis.fused``, on the compiled CPU kernels of
+            ``synthesis.native`` when the stack is a float32 or float64 CPU tensor, the weights are per channel and
+            the kernel builds, else on torch operations; same values and gradients either way), ``"torch"`` (that
+            node on torch operations only), ``"compiled"`` (the node's graph through ``torch.compile``,
+            ``fused.compiled_log_merge``: several times faster per call, after a one-off compilation of tens of
+            seconds per new shape) or ``"generic"`` (the generic graph; same values and gradients, kept to check
+            the node).
 
     Returns:
         :class:`MergeResult` with ``hdr`` ``(N, C, H, W)`` (stack dtype and device) and ``inverse_crf``
@@ -214,12 +216,13 @@ def merge_stack(
     check_stack(stack)
     n, e, c = stack.shape[:3]
     merge = MERGES.get(str(merge).lower())
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {BACKENDS}; got {backend!r}")
     if saturation_fallback not in FALLBACKS:
         raise InputError(f"saturation_fallback must be one of {FALLBACKS}; got {saturation_fallback!r}")
     times = check_exposure_times(exposure_times, n, e, device=stack.device)
-    table = _fusable_table(stack, times, inverse_crf, calibration) if (
-        fused and merge == "log" and lookup == "nearest" and slope == "centred" and not differentiable_weights
-    ) else None
+    common = merge == "log" and lookup == "nearest" and slope == "centred" and not differentiable_weights
+    table = _fusable_table(stack, times, inverse_crf, calibration) if common and backend != "generic" else None
     t = times.to(stack.dtype).view(n, e, 1, 1, 1)
     if table is not None:
         # Common case in one autograd node (see ``fused``); same values and gradients as the graph below.
@@ -228,12 +231,12 @@ def merge_stack(
         lin_slope = slope_table(table).masked_fill(table < table_floor, 0.0)
         # Name and bounds errors here: the native kernels and the compiled graph evaluate the weights themselves.
         weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)
-        if not compile and native and native_kernels.supports(stack, weight, mean_weight):
+        if backend == "auto" and native_kernels.supports(stack, weight, mean_weight):
             hdr = NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
                                             float(saturation), str(weight).lower(),
                                             tuple(float(b) for b in weight_bounds), saturation_fallback)
             return MergeResult(hdr=hdr, inverse_crf=table)
-        if not compile:
+        if backend != "compiled":
             w = _weights(stack.detach(), weight, weight_bounds, mean_weight)
             hdr = TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
                                       float(saturation), saturation_fallback)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hdrbench.checks import check_image, check_nonnegative, check_not_all_zero
 from hdrbench.errors import InputError, UnknownNameError
 from hdrbench.registry import Registry
 
@@ -59,32 +60,15 @@ class HDRVDP2Result:
 
 
 def _check_image(name: str, x, n_channels: int, encoding: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"hdrvdp2: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise InputError(f"hdrvdp2: {name} must be (N, C, H, W), got shape {tuple(x.shape)}")
+    what = f"hdrvdp2: {name}"
+    check_image(x, what, channels=None)
     if x.shape[1] != n_channels:
         raise InputError(
-            f"hdrvdp2: {name} has {x.shape[1]} channels but color_encoding '{encoding}' needs {n_channels} "
+            f"{what} has {x.shape[1]} channels but color_encoding '{encoding}' needs {n_channels} "
             f"(shape {tuple(x.shape)})"
         )
-    if not x.is_floating_point():
-        raise InputError(f"hdrvdp2: {name} must be a floating-point tensor (cd/m^2), got {x.dtype}")
-    if x.shape[0] == 0:
-        raise InputError(f"hdrvdp2: {name} is an empty batch")
-    with torch.no_grad():
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            raise InputError(f"hdrvdp2: {name} contains {bad} NaN/Inf values")
-        if bool((x < 0).any()):
-            raise InputError(
-                f"hdrvdp2: {name} has negative values (min {float(x.min()):.4g}); expected absolute luminance in cd/m^2 >= 0"
-            )
-        peak = x.amax(dim=(1, 2, 3))
-        zero = (peak <= 0).nonzero().flatten().tolist()
-        if zero:
-            raise InputError(f"hdrvdp2: {name} image(s) {zero} are all zero; luminance must be positive somewhere")
+    check_nonnegative(x, what)  # absolute luminance in cd/m^2
+    check_not_all_zero(x, what)  # luminance must be positive somewhere
 
 
 def validate(test, reference, color_encoding: str, ppd: float, surround: float) -> tuple[torch.Tensor, torch.Tensor]:

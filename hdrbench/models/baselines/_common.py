@@ -18,34 +18,6 @@ import torch.nn.functional as F
 
 from hdrbench.errors import ImageReadError, InputError
 
-#: Slack on the [0, 1] range check: 8-bit images divided by 255 and resampled inputs may overshoot by rounding.
-_RANGE_SLACK = 1e-4
-
-
-def check_ldr(ldr: torch.Tensor, name: str = "ldr") -> None:
-    """Validate an LDR batch at an API boundary.
-
-    Args:
-        ldr: (N, 3, H, W) float tensor in [0, 1] (display-encoded, RGB).
-        name: argument name used in error messages.
-
-    Raises:
-        InputError: wrong type, layout, dtype, non-finite values or values outside [0, 1].
-    """
-    if not isinstance(ldr, torch.Tensor):
-        raise InputError(f"{name} must be a torch.Tensor of shape (N, 3, H, W), got {type(ldr).__name__}")
-    if ldr.ndim != 4 or ldr.shape[1] != 3:
-        raise InputError(f"{name} must have shape (N, 3, H, W) (RGB, NCHW), got {tuple(ldr.shape)}")
-    if not ldr.is_floating_point():
-        raise InputError(f"{name} must be a floating-point tensor in [0, 1], got dtype {ldr.dtype}")
-    if ldr.numel() == 0:
-        raise InputError(f"{name} is empty: shape {tuple(ldr.shape)}")
-    if not torch.isfinite(ldr).all():
-        raise InputError(f"{name} contains NaN or Inf values")
-    lo, hi = float(ldr.min()), float(ldr.max())
-    if lo < -_RANGE_SLACK or hi > 1 + _RANGE_SLACK:
-        raise InputError(f"{name} must be in [0, 1] (display-encoded LDR), got min {lo:.4g}, max {hi:.4g}")
-
 
 def check_evs(evs, name: str = "evs", *, integer: bool = False) -> list[float]:
     """Validate a list of relative EVs and return it as floats.

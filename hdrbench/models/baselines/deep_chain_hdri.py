@@ -26,8 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from hdrbench.checks import check_ldr
 from hdrbench.errors import InputError
-from hdrbench.models.baselines._common import check_evs, check_ldr
+from hdrbench.models.baselines._common import check_evs
 from hdrbench.models.registry import ARCHS
 
 _DILATIONS = (1, 2, 4, 8)

@@ -47,10 +47,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdrbench.checks import check_ldr
 from hdrbench.errors import InputError
 from hdrbench.models.baselines._common import (
     check_evs,
-    check_ldr,
     load_by_order,
     load_state_file,
     pad_to_multiple,

@@ -38,8 +38,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdrbench.checks import check_ldr
 from hdrbench.errors import InputError
-from hdrbench.models.baselines._common import check_evs, check_ldr
+from hdrbench.models.baselines._common import check_evs
 from hdrbench.models.registry import ARCHS
 
 #: Frames per direction and the EV step between them.

@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hdrbench.models.baselines._common import check_ldr, load_mapped, load_state_file
+from hdrbench.checks import check_ldr
+from hdrbench.models.baselines._common import load_mapped, load_state_file
 from hdrbench.models.registry import ARCHS
 
 #: Side of the square image the global branch sees (fixed by the official design).

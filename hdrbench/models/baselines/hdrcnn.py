@@ -42,7 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hdrbench.models.baselines._common import check_ldr, load_state_file, pad_to_multiple
+from hdrbench.checks import check_ldr
+from hdrbench.models.baselines._common import load_state_file, pad_to_multiple
 from hdrbench.errors import InputError
 from hdrbench.models.registry import ARCHS
 

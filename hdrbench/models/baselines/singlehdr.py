@@ -42,8 +42,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdrbench.checks import check_ldr
 from hdrbench.errors import DatasetError, ImageReadError, InputError
-from hdrbench.models.baselines._common import check_ldr, pad_to_multiple
+from hdrbench.models.baselines._common import pad_to_multiple
 from hdrbench.models.baselines.hdrcnn import HDRCNN, highlight_mask
 from hdrbench.models.registry import ARCHS
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdrbench.checks import check_ldr
 from hdrbench.errors import InputError
 from hdrbench.models.proposed.blocks import StyleId
 from hdrbench.models.proposed.global_net import GlobalNet
@@ -294,12 +295,7 @@ class ProposedModel(nn.Module):
         return out
 
     def _check_ldr(self, ldr: torch.Tensor) -> None:
-        if ldr.ndim != 4 or ldr.shape[1] != 3:
-            raise InputError(f"ldr must have shape (N, 3, H, W), got {tuple(ldr.shape)}")
-        if not bool(torch.isfinite(ldr).all()):
-            raise InputError("ldr contains NaN or Inf")
-        if float(ldr.min()) < -1e-6 or float(ldr.max()) > 1 + 1e-6:
-            raise InputError(f"ldr must be in [0, 1], got range [{float(ldr.min()):.4g}, {float(ldr.max()):.4g}]")
+        check_ldr(ldr, "ldr", slack=1e-6)
 
     def _run(self, ldr: torch.Tensor, up_steps: int, down_steps: int
              ) -> tuple[torch.Tensor, torch.Tensor | None, dict[int, StepOutput]]:

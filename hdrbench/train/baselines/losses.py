@@ -10,10 +10,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from hdrbench.imaging.luma import REC709_LUMA
+
 #: Offset of HDRCNN's log domain (one 8-bit code value).
 HDRCNN_EPS = 1.0 / 255.0
-#: Rec. 709 luminance weights (HDRCNN separates illumination on luminance).
-_LUMA = (0.2126, 0.7152, 0.0722)
 
 
 def cosine_l1_loss(pred: torch.Tensor, target: torch.Tensor, cosine_weight: float = 5.0) -> torch.Tensor:
@@ -50,7 +50,7 @@ def illumination_reflectance(log_rgb: torch.Tensor, sigma: float) -> tuple[torch
     Illumination is the Gaussian low-pass of the log luminance; reflectance is log RGB minus it.
     """
     rgb = torch.exp(log_rgb) - HDRCNN_EPS
-    w = torch.tensor(_LUMA, dtype=log_rgb.dtype, device=log_rgb.device).view(1, 3, 1, 1)
+    w = torch.tensor(REC709_LUMA, dtype=log_rgb.dtype, device=log_rgb.device).view(1, 3, 1, 1)
     log_lum = torch.log((rgb * w).sum(1, keepdim=True).clamp_min(0.0) + HDRCNN_EPS)
     illum = gaussian_blur(log_lum, sigma)
     return illum, log_rgb - illum

@@ -1,4 +1,4 @@
-"""Training-free reference methods: bounds and classical inverse tone-mapping operators.
+"""Training-free methods: bounds and classical inverse tone-mapping operators.
 
 They make the benchmark run end to end before anything is trained, and bracket the trained methods:
 
