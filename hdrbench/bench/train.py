@@ -29,7 +29,6 @@ timing; the ratios, measured interleaved in one process, are the more robust num
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 VARIANTS = {
     "fp32": {"amp": None, "channels_last": False, "compile": False},
@@ -67,26 +66,6 @@ def add_arguments(p) -> None:
 
 # -- memory -------------------------------------------------------------------------------------------------
 
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_cpu_peak() -> bool:
-    """Reset the process's peak RSS (Linux: writing 5 to clear_refs); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class _Memory:
     """Peak memory of one variant (MB) on ``device``."""
 
@@ -102,14 +81,18 @@ class _Memory:
             self.torch.cuda.reset_peak_memory_stats(self.device)
             self.kind = "cuda max_memory_allocated"
         else:
-            self.kind = "peak RSS (VmHWM, reset per variant)" if _reset_cpu_peak() else \
+            from hdrbench.metrics.hdrvdp2.profiling import reset_peak_rss
+
+            self.kind = "peak RSS (VmHWM, reset per variant)" if reset_peak_rss() else \
                 "peak RSS of the process so far (VmHWM; reset not permitted)"
 
     def peak_mb(self) -> float:
         if self.device.type == "cuda":
             return self.torch.cuda.max_memory_allocated(self.device) / 2**20
-        kb = _status_kb("VmHWM")
-        return float("nan") if kb is None else kb / 1024
+        from hdrbench.metrics.hdrvdp2.profiling import peak_rss_bytes
+
+        peak = peak_rss_bytes()  # process peak RSS (VmHWM, else getrusage; 0 where neither exists)
+        return peak / 2**20 if peak else float("nan")
 
 
 # -- timing -------------------------------------------------------------------------------------------------
