@@ -364,13 +364,7 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         if not ranks.is_main:
             return Path(run.final)
 
-        by_index: dict[int, _SceneResult] = {}
-        refs: set[str] = set()
-        for part, used, _ in gathered:
-            refs.update(used)
-            for result in part:
-                by_index[result.index] = result
-        results_in_order = [by_index[idx] for idx in range(len(plan.names))]
+        results_in_order, refs = _in_split_order(gathered, len(plan.names))
         records = _build_records(plan, results_in_order, run, split=split, seed=seed)
         config = _run_config(plan, scorer, run, refs, split=split, limit=limit, stack_metrics=stack_metrics,
                              hdr_metrics=hdr_metrics, seed=seed, world=ranks.world, save_hdr=save_hdr)
@@ -481,6 +475,17 @@ def _score_shard(scorer: _SceneScorer, plan: _Plan, split: str, ranks: distribut
     if bar is not None:
         bar.close()
     return local
+
+
+def _in_split_order(gathered: list, n_scenes: int) -> tuple[list[_SceneResult], set[str]]:
+    """Every rank's scene results (as gathered on rank 0) in split order, and the HDR references they used."""
+    by_index: dict[int, _SceneResult] = {}
+    refs: set[str] = set()
+    for part, used, _ in gathered:
+        refs.update(used)
+        for result in part:
+            by_index[result.index] = result
+    return [by_index[idx] for idx in range(n_scenes)], refs
 
 
 def _build_records(plan: _Plan, results_in_order: list[_SceneResult], run: Run, *, split: str,
