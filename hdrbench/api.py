@@ -121,32 +121,13 @@ def existing_checkpoint(recipe, dataset_name: str, out: str | os.PathLike | None
     return "missing", None
 
 
-def run(
-    method: str = "proposed",
-    dataset: str = "photos",
-    *,
-    root: str | os.PathLike | None = None,
-    preset: str | None = None,
-    iters: int | None = None,
-    batch_size: int | None = None,
-    device: str = "cpu",
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool = False,
-    seed: int = 0,
-    retrain: bool = False,
-    split: str = "test",
-    limit: int | None = None,
-    protocol: str = "singlehdr",
-    train_out: str | os.PathLike | None = None,
-    eval_out: str | os.PathLike | None = None,
-    leaderboard: bool = True,
-    progress: bool = True,
-    overrides: dict[str, Any] | None = None,
-    weights: str | os.PathLike | None = None,
-    bounds: bool = True,
-    **evaluate_options: Any,
-) -> RunResult:
+def run(method: str = "proposed", dataset: str = "photos", *, root: str | os.PathLike | None = None,
+        preset: str | None = None, iters: int | None = None, batch_size: int | None = None, device: str = "cpu",
+        amp: str | None = None, channels_last: bool = False, compile: bool = False, seed: int = 0,
+        retrain: bool = False, split: str = "test", limit: int | None = None, protocol: str = "singlehdr",
+        train_out: str | os.PathLike | None = None, eval_out: str | os.PathLike | None = None,
+        leaderboard: bool = True, progress: bool = True, overrides: dict[str, Any] | None = None,
+        weights: str | os.PathLike | None = None, bounds: bool = True, **evaluate_options: Any) -> RunResult:
     """Train ``method`` on ``dataset`` when no checkpoint of that configuration exists, then evaluate it.
 
     A recipe (``methods/<name>.toml``) is resolved with ``preset`` (default: the recipe's default preset)
@@ -210,8 +191,6 @@ def run(
         return finish(RunResult(method, ds.name, None, "no", Path(path)))
 
     from hdrbench.evaluate.trained import load_trained_method
-    from hdrbench.train.trainer import train as _train
-    from hdrbench.train.recipes import load_recipe
 
     if weights is not None:
         if retrain or iters is not None or batch_size is not None:
@@ -223,6 +202,25 @@ def run(
         run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
                            seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
         return finish(RunResult(method, ds.name, Path(weights), "weights", Path(run_dir)))
+
+    recipe, path, trained = _train_unless_done(method, ds, preset=preset, iters=iters, batch_size=batch_size,
+                                               overrides=overrides, retrain=retrain, train_out=train_out, seed=seed,
+                                               device=device, amp=amp, channels_last=channels_last,
+                                               compile=compile, progress=progress)
+    meth = load_trained_method(recipe.name, dataset=ds.name, device=device, checkpoint=path)
+    run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
+                       seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
+    return finish(RunResult(recipe.name, ds.name, Path(path), trained, Path(run_dir)))
+
+
+def _train_unless_done(method: str, ds, *, preset: str | None, iters: int | None, batch_size: int | None,
+                       overrides: dict[str, Any] | None, retrain: bool, train_out: str | os.PathLike | None,
+                       seed: int, device: str, amp: str | None, channels_last: bool, compile: bool,
+                       progress: bool) -> tuple[Any, Path, str]:
+    """(resolved recipe, checkpoint, how it was obtained: ``no``/``resumed``/``fresh``) for :func:`run`: the
+    run folder's finished checkpoint of this configuration, else a resumed or fresh training run."""
+    from hdrbench.train.recipes import load_recipe
+    from hdrbench.train.trainer import train as _train
 
     overrides = dict(overrides or {})
     if iters is not None:
@@ -237,10 +235,7 @@ def run(
         path = _train(recipe, ds, device=device, amp=amp, channels_last=channels_last, compile=compile,
                       resume=status == "partial", out=train_out, seed=seed, progress=progress)
         trained = "resumed" if status == "partial" else "fresh"
-    meth = load_trained_method(recipe.name, dataset=ds.name, device=device, checkpoint=path)
-    run_dir = evaluate(meth, ds, split=split, limit=limit, protocol=protocol, device=device, out=eval_out,
-                       seed=seed, progress=progress, leaderboard=leaderboard, **evaluate_options)
-    return finish(RunResult(recipe.name, ds.name, Path(path), trained, Path(run_dir)))
+    return recipe, path, trained
 
 
 def _place(method: str, ds, run_dir: Path, *, split: str, limit: int | None, protocol: str, device: str,

@@ -337,7 +337,7 @@ def test_failed_scenes_are_listed_on_the_console(tmp_path, monkeypatch, capsys):
 
     def failing(self, scene):
         rows = original(self, scene)
-        return [(t, ev, m, float("nan"), "injected failure", v) for t, ev, m, _, _, v in rows]
+        return [r._replace(value=float("nan"), error="injected failure") for r in rows]
 
     monkeypatch.setattr(harness._SceneScorer, "score", failing)
     assert main(["evaluate", "--method", "ldr-linear", "--dataset", "synthetic", *SMALL, "-o", str(tmp_path),

@@ -84,3 +84,24 @@ def test_bad_seed(seed):
 def test_bad_size():
     with pytest.raises(InputError, match="32x32"):
         render_scene(0, height=16, width=256)
+
+
+def test_renders_bit_identical_to_pinned_digests():
+    """Every pinned scene (the synthetic card's default 24 + 8 scenes, and non-square renders) matches the
+    SHA-256 digests in ``tests/golden/scene_hashes.json`` exactly: the generated data and the committed
+    results depend on the renderer's values and on the order of its random draws, so there is no tolerance.
+    The digests are regenerated deliberately with ``tests/golden/make_scene_hashes.py``."""
+    import json
+    import sys
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parent / "golden"
+    sys.path.insert(0, str(golden))
+    try:
+        from make_scene_hashes import CASES, scene_digest
+    finally:
+        sys.path.remove(str(golden))
+    expected = json.loads((golden / "scene_hashes.json").read_text())
+    assert sorted(expected) == sorted(f"{s}:{h}x{w}" for s, h, w in CASES)
+    changed = [f"{s}:{h}x{w}" for s, h, w in CASES if scene_digest(s, h, w) != expected[f"{s}:{h}x{w}"]]
+    assert not changed, f"rendered scenes differ from the pinned digests: {changed}"

@@ -146,44 +146,31 @@ def _cuda_measurement(args, ppd: float):
             "size": (cw, ch), "name": torch.cuda.get_device_name(0)}
 
 
-def main(args: argparse.Namespace) -> int:
+def _cuda_report(args: argparse.Namespace) -> dict | None:
+    """The CUDA measurement (:func:`_cuda_measurement`) printed, or None (printed as skipped) without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print(f"CUDA: not available on this machine; the CUDA measurement (batch {args.cuda_batch} at "
+              f"{args.cuda_size}) was skipped (the same code runs on GPU tensors).")
+        return None
+    cuda = _cuda_measurement(args, args.ppd)
+    print(f"CUDA ({cuda['name']}): batch {args.cuda_batch} at {cuda['size'][0]}x{cuda['size'][1]} float32: "
+          f"{cuda['pairs_per_s']:.2f} pairs/s, peak {cuda['peak_bytes'] / 1e6:.0f} MB allocated "
+          f"({cuda['peak_mb_per_mpix']:.0f} MB per megapixel)")
+    return cuda
+
+
+def _time_jobs(jobs: list, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """Time HDR-VDP-2 on each (key, (test, reference)) job: ``args.warmup`` untimed calls per job, then
+    ``args.repeat`` interleaved rounds (load changes hit every size alike). Returns (wall seconds per key,
+    process CPU seconds per key, last Q per key)."""
     import time
 
     import torch
 
-    from hdrbench.bench.common import append_result, result_path
-    from hdrbench.errors import InputError
     from hdrbench.metrics.hdrvdp2 import hdrvdp2
 
-    result_path("hdrvdp2", args.out)  # an unwritable --out fails before the measurement
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"bench hdrvdp2: --threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    if args.repeat < 1:
-        raise InputError(f"bench hdrvdp2: --repeat must be >= 1, got {args.repeat}")
-    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
-    if not sizes:
-        raise InputError("bench hdrvdp2: --sizes is empty")
-    threads = torch.get_num_threads()
-    cuda = None
-    if torch.cuda.is_available():
-        cuda = _cuda_measurement(args, args.ppd)
-        print(f"CUDA ({cuda['name']}): batch {args.cuda_batch} at {cuda['size'][0]}x{cuda['size'][1]} float32: "
-              f"{cuda['pairs_per_s']:.2f} pairs/s, peak {cuda['peak_bytes'] / 1e6:.0f} MB allocated "
-              f"({cuda['peak_mb_per_mpix']:.0f} MB per megapixel)")
-    else:
-        print(f"CUDA: not available on this machine; the CUDA measurement (batch {args.cuda_batch} at "
-              f"{args.cuda_size}) was skipped (the same code runs on GPU tensors).")
-    print("reference time: 1.2 s per pair at 512x384 (original HDR-VDP 2.2.2 on 2 CPU cores; a constant, not measured)")
-    print(f"torch threads: {threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r}")
-
-    cpu = torch.device("cpu")
-    pairs = {s: _pair(1, s[0], s[1], torch.float32, cpu) for s in sizes}
-    pair64 = _pair(1, sizes[0][0], sizes[0][1], torch.float64, cpu) if not args.no_float64 else None
-    load_before = _load_average()
-    jobs = [(s, pairs[s]) for s in sizes] + ([("f64", pair64)] if pair64 is not None else [])
     wall: dict = {k: [] for k, _ in jobs}
     cpu_t: dict = {k: [] for k, _ in jobs}
     q: dict = {}
@@ -198,11 +185,45 @@ def main(args: argparse.Namespace) -> int:
                 wall[key].append(time.perf_counter() - t0)
                 cpu_t[key].append(time.process_time() - c0)
                 q[key] = float(res.Q[0])
-    load_after = _load_average()
+    return wall, cpu_t, q
 
-    def med(v):
-        v = sorted(v)
-        return v[len(v) // 2]
+
+def _median(v: list[float]) -> float:
+    """The upper median (an element of ``v``, no interpolation)."""
+    v = sorted(v)
+    return v[len(v) // 2]
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from hdrbench.bench.common import append_result, result_path
+    from hdrbench.errors import InputError
+
+    result_path("hdrvdp2", args.out)  # an unwritable --out fails before the measurement
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"bench hdrvdp2: --threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.repeat < 1:
+        raise InputError(f"bench hdrvdp2: --repeat must be >= 1, got {args.repeat}")
+    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes:
+        raise InputError("bench hdrvdp2: --sizes is empty")
+    threads = torch.get_num_threads()
+    cuda = _cuda_report(args)
+    print("reference time: 1.2 s per pair at 512x384 (original HDR-VDP 2.2.2 on 2 CPU cores; a constant, not measured)")
+    print(f"torch threads: {threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r}")
+
+    cpu = torch.device("cpu")
+    pairs = {s: _pair(1, s[0], s[1], torch.float32, cpu) for s in sizes}
+    pair64 = _pair(1, sizes[0][0], sizes[0][1], torch.float64, cpu) if not args.no_float64 else None
+    load_before = _load_average()
+    jobs = [(s, pairs[s]) for s in sizes] + ([("f64", pair64)] if pair64 is not None else [])
+    wall, cpu_t, q = _time_jobs(jobs, args)
+    load_after = _load_average()
+    med = _median
 
     base_size = sizes[0]
     base_per_pix = med(wall[base_size]) / (base_size[0] * base_size[1])

@@ -128,18 +128,8 @@ def main(args: argparse.Namespace) -> int:
     def opencv_fwd():
         return merger.process(u8, t_cv, response)
 
-    # Same arithmetic check: with the listing's slope, our gradients equal the loop's.
-    x1 = stack.clone().requires_grad_(True)
-    merge_stack(x1, times32, inverse_crf=table, slope="official").hdr.sum().backward()
-    x2 = stack.clone().requires_grad_(True)
-    out_loop = loop_merge(x2, times32, table)
-    out_loop.sum().backward()
-    with torch.no_grad():
-        fwd_diff = float(((ours_fwd() - out_loop) / out_loop.abs().clamp_min(1e-12)).abs().max())
-    grad_diff = float((x1.grad - x2.grad).abs().max() / x2.grad.abs().max().clamp_min(1e-30))
-    # And the native kernels give the torch node's values and gradients.
-    native_diff = max(float((ours_fwd() - node_fwd()).abs().max() / node_fwd().abs().max()),
-                      float((ours_fwd_bwd() - node_fwd_bwd()).abs().max() / node_fwd_bwd().abs().max()))
+    fwd_diff, grad_diff, native_diff = _agreement(stack, times32, table, ours_fwd, ours_fwd_bwd, node_fwd,
+                                                  node_fwd_bwd)
 
     threads = torch.get_num_threads()
     cv_threads = cv2.getNumThreads()
@@ -152,9 +142,7 @@ def main(args: argparse.Namespace) -> int:
     s_node = time_call(node_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
     s_node_f = time_call(node_fwd, warmup=args.warmup, repeat=args.repeats)
     s_cv = time_call(opencv_fwd, warmup=args.warmup, repeat=args.repeats)
-    speedup = s_loop / s_ours
-    vs_cv = s_cv / s_ours_f
-    s_comp = s_comp_f = compile_s = None
+    s_comp = s_comp_f = compile_s = comp_diff = None
     if not args.no_compile:
         t0 = time.perf_counter()
         compiled_fwd_bwd()  # compiles the forward and backward graphs
@@ -164,18 +152,58 @@ def main(args: argparse.Namespace) -> int:
         s_comp = time_call(compiled_fwd_bwd, warmup=args.warmup, repeat=args.repeats)
         s_comp_f = time_call(compiled_fwd, warmup=args.warmup, repeat=args.repeats)
     shape = f"{stack.shape[1]}x{stack.shape[2]}x{stack.shape[3]}x{stack.shape[4]}"
-    row = {
+    seconds = {"loop": s_loop, "ours": s_ours, "ours_f": s_ours_f, "node": s_node, "node_f": s_node_f, "cv": s_cv,
+               "comp": s_comp, "comp_f": s_comp_f, "compile": compile_s}
+    diffs = {"fwd": fwd_diff, "grad": grad_diff, "native": native_diff, "comp": comp_diff}
+    row = _merge_row(args, shape, seconds, diffs, kernel=kernel, cv_threads=cv_threads)
+    path = append_result("merge", row, out=args.out)
+    _print_merge(args, row, shape, seconds, diffs, kernel=kernel, threads=threads, cv_threads=cv_threads)
+    print(f"results appended to {path}")
+    return 0
+
+
+def _agreement(stack, times32, table, ours_fwd, ours_fwd_bwd, node_fwd, node_fwd_bwd) -> tuple[float, float, float]:
+    """(max relative forward difference to the reference loop, max relative gradient difference to it with the
+    listing's slope, max relative difference of the native kernels to the torch node in values and gradients)."""
+    import torch
+
+    from hdrbench.bench.reference_loop import loop_merge
+    from hdrbench.imaging.synthesis import merge_stack
+
+    # Same arithmetic check: with the listing's slope, our gradients equal the loop's.
+    x1 = stack.clone().requires_grad_(True)
+    merge_stack(x1, times32, inverse_crf=table, slope="official").hdr.sum().backward()
+    x2 = stack.clone().requires_grad_(True)
+    out_loop = loop_merge(x2, times32, table)
+    out_loop.sum().backward()
+    with torch.no_grad():
+        fwd_diff = float(((ours_fwd() - out_loop) / out_loop.abs().clamp_min(1e-12)).abs().max())
+    grad_diff = float((x1.grad - x2.grad).abs().max() / x2.grad.abs().max().clamp_min(1e-30))
+    # And the native kernels give the torch node's values and gradients.
+    native_diff = max(float((ours_fwd() - node_fwd()).abs().max() / node_fwd().abs().max()),
+                      float((ours_fwd_bwd() - node_fwd_bwd()).abs().max() / node_fwd_bwd().abs().max()))
+    return fwd_diff, grad_diff, native_diff
+
+
+def _merge_row(args: argparse.Namespace, shape: str, seconds: dict, diffs: dict, *, kernel: str,
+               cv_threads: int) -> dict:
+    """The CSV row of one ``bench merge`` measurement (``seconds`` and ``diffs`` as built by :func:`main`;
+    the ``comp*`` entries are None when ``--no-compile``)."""
+    s_loop, s_ours, s_ours_f, s_node, s_node_f, s_cv = (seconds[k] for k in ("loop", "ours", "ours_f", "node",
+                                                                             "node_f", "cv"))
+    s_comp, s_comp_f, compile_s, comp_diff = seconds["comp"], seconds["comp_f"], seconds["compile"], diffs["comp"]
+    return {
         "benchmark": "merge",
         "stack_exsxhxw": shape,
         "dtype": "float32",
         "repeats": args.repeats,
         "loop_fwd_bwd_s": round(s_loop, 5),
         "ours_fwd_bwd_s": round(s_ours, 5),
-        "speedup_vs_loop": round(speedup, 2),
+        "speedup_vs_loop": round(s_loop / s_ours, 2),
         "goal_speedup_vs_loop": GOAL_SPEEDUP_VS_LOOP,
         "ours_fwd_s": round(s_ours_f, 5),
         "opencv_fwd_s": round(s_cv, 5),
-        "opencv_over_ours_fwd": round(vs_cv, 3),
+        "opencv_over_ours_fwd": round(s_cv / s_ours_f, 3),
         "goal_opencv_over_ours_fwd": GOAL_RATIO_VS_OPENCV,
         "opencv_threads": cv_threads,
         "native_kernel": kernel,
@@ -191,11 +219,20 @@ def main(args: argparse.Namespace) -> int:
         "opencv_over_compiled_fwd": round(s_cv / s_comp_f, 3) if s_comp_f else "",
         "compile_once_s": round(compile_s, 1) if compile_s else "",
         "max_rel_fwd_diff_compiled_vs_eager": f"{comp_diff:.3g}" if s_comp else "",
-        "max_rel_fwd_diff_vs_loop": f"{fwd_diff:.3g}",
-        "max_rel_grad_diff_vs_loop_official_slope": f"{grad_diff:.3g}",
-        "max_rel_diff_native_vs_torch_node": f"{native_diff:.3g}",
+        "max_rel_fwd_diff_vs_loop": f"{diffs['fwd']:.3g}",
+        "max_rel_grad_diff_vs_loop_official_slope": f"{diffs['grad']:.3g}",
+        "max_rel_diff_native_vs_torch_node": f"{diffs['native']:.3g}",
     }
-    path = append_result("merge", row, out=args.out)
+
+
+def _print_merge(args: argparse.Namespace, row: dict, shape: str, seconds: dict, diffs: dict, *, kernel: str,
+                 threads: int, cv_threads: int) -> None:
+    """The console summary of one ``bench merge`` measurement."""
+    s_loop, s_ours, s_ours_f, s_node, s_node_f, s_cv = (seconds[k] for k in ("loop", "ours", "ours_f", "node",
+                                                                             "node_f", "cv"))
+    s_comp, s_comp_f, compile_s, comp_diff = seconds["comp"], seconds["comp_f"], seconds["compile"], diffs["comp"]
+    speedup, vs_cv = s_loop / s_ours, s_cv / s_ours_f
+    fwd_diff, grad_diff, native_diff = diffs["fwd"], diffs["grad"], diffs["native"]
     print(f"stack {shape} float32, torch threads {threads}, OpenCV threads {cv_threads}, median of {args.repeats}, "
           f"1-min load average {row['load_avg_1min']}, OMP_WAIT_POLICY {row['omp_wait_policy']}")
     print(f"forward+backward: loop {s_loop * 1000:.1f} ms, ours {s_ours * 1000:.1f} ms -> {speedup:.1f}x faster "
@@ -211,5 +248,3 @@ def main(args: argparse.Namespace) -> int:
               f"{s_cv / s_comp_f:.2f}; max relative difference to the eager layer {comp_diff:.2g}")
     print(f"agreement with the loop: max relative forward difference {fwd_diff:.2g}, max relative gradient difference "
           f"(slope='official') {grad_diff:.2g}; native kernels vs torch node, values and gradients {native_diff:.2g}")
-    print(f"results appended to {path}")
-    return 0

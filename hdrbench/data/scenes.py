@@ -13,6 +13,8 @@ mild; it makes the range a controlled property of the data set instead of a by-p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from hdrbench.errors import InputError
@@ -100,9 +102,67 @@ def _lerp(a, b, t):
 # ---------------------------------------------------------------------------------------------------------------
 # the renderer
 # ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Frame:
+    """What every section of a scene shares: its kind, size and pixel grid, and the horizon row."""
+
+    kind: str
+    h: int
+    w: int
+    scale: int  # the shorter side; feature sizes are fractions of it
+    yy: np.ndarray  # (H, W) float32 row index of each pixel
+    xx: np.ndarray  # (H, W) float32 column index of each pixel
+    horizon: float  # row of the horizon, in pixels
+
+
+@dataclass(frozen=True)
+class _Sun:
+    """The sun (a moon at night): centre row/column and radius in pixels."""
+
+    sy: float
+    sx: float
+    radius: float
+
+
+@dataclass(frozen=True)
+class _Ground:
+    """The ground's coverage mask (H, W), albedo (H, W, 3) and its direct and ambient illumination levels."""
+
+    mask: np.ndarray
+    albedo: np.ndarray
+    direct: float
+    ambient: float
+
+
+@dataclass(frozen=True)
+class _Buildings:
+    """Building coverage (H, W), facade radiance (H, W, 3), ground visibility of the sun (H, W), count."""
+
+    objects: np.ndarray
+    facade: np.ndarray
+    visibility: np.ndarray
+    count: int
+
+
+@dataclass(frozen=True)
+class _Lamps:
+    """Street lamps: pole and head coverage (H, W), head radiance, halos and ground light (H, W, 3), layout."""
+
+    poles: np.ndarray
+    heads: np.ndarray
+    head_rad: np.ndarray
+    halos: np.ndarray
+    light: np.ndarray
+    meta: list[tuple[float, float, float]]
+
+
 def render_scene(seed: int, height: int = 256, width: int = 256, *,
                  return_meta: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
     """Render one procedural HDR scene.
+
+    The sections draw from one generator in a fixed order (kind, horizon, sky, sun, ground, buildings, lamps,
+    then the dynamic-range target in :func:`_finish`); the rendered data and every result computed on it
+    depend on that order, which ``tests/golden/scene_hashes.json`` pins.
 
     Args:
         seed: non-negative integer; the same seed always gives the same image (for a given size).
@@ -126,33 +186,59 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
     h, w = int(height), int(width)
     rng = np.random.default_rng([int(seed), 0x5CE4E])
     kind = rng.choice(list(SCENE_KINDS), p=list(SCENE_KINDS.values()))
-    scale = min(h, w)  # feature sizes are fractions of the shorter side
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    horizon = rng.uniform(0.38, 0.62) * h
-    img = np.zeros((h, w, 3), np.float32)
+    frame = _Frame(kind=kind, h=h, w=w, scale=min(h, w), yy=yy, xx=xx, horizon=rng.uniform(0.38, 0.62) * h)
 
-    # --- sky --------------------------------------------------------------------------------------------------
-    if kind == "day":
+    sky, sky_level, cloud_mask = _sky(rng, frame)
+    sky, sun = _sun_or_moon(rng, frame, sky, sky_level, cloud_mask)
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = sky
+    ground = _ground(rng, frame, sky_level)
+    buildings = _buildings(rng, frame, sky_level, ground, sun)
+    lamps = _lamps(rng, frame, sky_level)
+    img = _compose(frame, img, ground, buildings, lamps)
+
+    out, target = _finish(img.astype(np.float64), rng)
+    if not return_meta:
+        return out
+    r, c = int(np.clip(round(sun.sy), 0, h - 1)), int(np.clip(round(sun.sx), 0, w - 1))
+    meta = {
+        "seed": int(seed), "kind": str(kind), "horizon_row": float(frame.horizon),
+        "sun": (float(sun.sy), float(sun.sx), float(sun.radius)),
+        "sun_visible": bool(buildings.objects[r, c] < 0.5 and lamps.poles[r, c] < 0.5 and lamps.heads[r, c] < 0.5),
+        "lamps": lamps.meta, "buildings": buildings.count, "target_stops": float(target),
+    }
+    return out, meta
+
+
+def _sky(rng: np.random.Generator, f: _Frame) -> tuple[np.ndarray, float, np.ndarray]:
+    """Sky with a vertical colour gradient and clouds; returns (sky (H, W, 3), sky level, cloud mask (H, W, 1))."""
+    if f.kind == "day":
         zenith, near, sky_level = _rgb(0.22, 0.42, 1.0), _rgb(0.80, 0.88, 1.0), 1.0
-    elif kind == "dusk":
+    elif f.kind == "dusk":
         zenith, near, sky_level = _rgb(0.12, 0.16, 0.45), _rgb(1.0, 0.55, 0.28), 0.35
     else:
         zenith, near, sky_level = _rgb(0.010, 0.014, 0.040), _rgb(0.05, 0.045, 0.06), 0.02
-    t = np.clip(yy / horizon, 0, 1)[..., None] ** 0.7
+    t = np.clip(f.yy / f.horizon, 0, 1)[..., None] ** 0.7
     sky = _lerp(zenith, near, t) * sky_level
-    clouds = _fractal_noise(rng, h, w, base_cells=rng.integers(3, 7), octaves=4)
+    clouds = _fractal_noise(rng, f.h, f.w, base_cells=rng.integers(3, 7), octaves=4)
     cover = rng.uniform(-0.2, 0.5)
     cloud_mask = np.clip((clouds + cover - 0.3) * 3.0, 0, 1)[..., None]
-    cloud_colour = _rgb(1.0, 0.97, 0.95) if kind != "dusk" else _rgb(1.0, 0.62, 0.45)
+    cloud_colour = _rgb(1.0, 0.97, 0.95) if f.kind != "dusk" else _rgb(1.0, 0.62, 0.45)
     sky = _lerp(sky, cloud_colour * sky_level * rng.uniform(0.6, 1.3), cloud_mask * 0.85)
+    return sky, sky_level, cloud_mask
 
-    # --- sun or moon, with its glow ---------------------------------------------------------------------------
+
+def _sun_or_moon(rng: np.random.Generator, f: _Frame, sky: np.ndarray, sky_level: float,
+                 cloud_mask: np.ndarray) -> tuple[np.ndarray, _Sun]:
+    """Add the sun (day, dusk) or the moon and stars (night), with its glow, to the sky; returns (sky, sun)."""
+    h, w, scale, yy, xx, horizon = f.h, f.w, f.scale, f.yy, f.xx, f.horizon
     sx = rng.uniform(0.1, 0.9) * w
-    if kind == "day":
+    if f.kind == "day":
         sy = rng.uniform(0.08, 0.8) * horizon
         disc_level, glow_level = 2.0 ** rng.uniform(13.5, 16.5), 2.0 ** rng.uniform(2.0, 4.0)
         disc_colour = _rgb(1.0, 0.97, 0.92)
-    elif kind == "dusk":
+    elif f.kind == "dusk":
         sy = horizon - rng.uniform(0.05, 0.2) * horizon
         disc_level, glow_level = 2.0 ** rng.uniform(11.0, 14.0), 2.0 ** rng.uniform(2.0, 3.5)
         disc_colour = _rgb(1.0, 0.62, 0.3)
@@ -168,12 +254,15 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
     disc = _soft_disk(dist, radius, 1.0)[..., None]
     # Clouds in front of the disc dim it (but never hide it completely).
     sky = _lerp(sky, disc_colour * disc_level * sky_level * (1 - 0.7 * cloud_mask), disc)
-    if kind == "night":  # stars: isolated bright pixels well above the night sky
+    if f.kind == "night":  # stars: isolated bright pixels well above the night sky
         stars = (rng.random((h, w)) < 0.002) & (yy < horizon)
         sky = sky + stars[..., None] * 2.0 ** rng.uniform(-2, 1, size=(h, w, 1)) * sky_level * 20
-    img[:] = sky
+    return sky, _Sun(sy=sy, sx=sx, radius=radius)
 
-    # --- ground: textured, lit by sun/moon and sky, with cast shadows ------------------------------------------
+
+def _ground(rng: np.random.Generator, f: _Frame, sky_level: float) -> _Ground:
+    """Textured ground below the horizon, with perspective furrows, and its sun/moon and sky illumination."""
+    h, w, scale, yy, xx, horizon = f.h, f.w, f.scale, f.yy, f.xx, f.horizon
     below = (yy - horizon)
     ground = _box(yy, xx, horizon, h + 10, -10, w + 10)
     # Perspective: texture coordinates compress towards the horizon.
@@ -189,21 +278,25 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
     albedo = base[None, None, :] * np.exp(0.9 * tex)[..., None] * (0.85 + 0.3 * stripes[..., None] * (
         rng.random() < 0.4))
     albedo = np.clip(albedo, 0.015, 0.8)
-    if kind == "day":
+    if f.kind == "day":
         direct, ambient = 2.0 ** rng.uniform(1.5, 3.0) * sky_level, 0.5 * sky_level
-    elif kind == "dusk":
+    elif f.kind == "dusk":
         direct, ambient = 2.0 ** rng.uniform(0.0, 1.5) * sky_level, 0.4 * sky_level
     else:
         direct, ambient = 2.0 ** rng.uniform(-1.0, 0.5) * sky_level * 0.05, 0.3 * sky_level
-    visibility = np.ones((h, w), np.float32)
-    light = np.zeros((h, w, 3), np.float32)  # extra illumination from lamps
+    return _Ground(mask=ground, albedo=albedo, direct=direct, ambient=ambient)
 
-    # --- buildings ----------------------------------------------------------------------------------------------
+
+def _buildings(rng: np.random.Generator, f: _Frame, sky_level: float, ground: _Ground, sun: _Sun) -> _Buildings:
+    """One to four buildings with lit and shaded faces and windows, and the shadows they cast on the ground."""
+    h, w, scale, yy, xx, horizon, kind = f.h, f.w, f.scale, f.yy, f.xx, f.horizon, f.kind
+    direct, ambient = ground.direct, ground.ambient
+    visibility = np.ones((h, w), np.float32)
     objects = np.zeros((h, w), np.float32)
     facade = np.zeros((h, w, 3), np.float32)
     n_buildings = int(rng.integers(1, 5))
     lit_windows = kind != "day"
-    sun_side = 1.0 if sx < w / 2 else -1.0  # shadows fall away from the sun
+    sun_side = 1.0 if sun.sx < w / 2 else -1.0  # shadows fall away from the sun
     for _ in range(n_buildings):
         bw = rng.uniform(0.1, 0.3) * w
         x0 = rng.uniform(-0.05, 0.95) * w - bw / 2
@@ -247,8 +340,13 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
         shift = -sun_side * length * 0.6
         sh = _box(yy, xx, bottom - 2, bottom + length * 0.5, min(x0, x0 + shift), max(x1, x1 + shift), soft=3.0)
         visibility = np.minimum(visibility, 1 - sh)
+    return _Buildings(objects=objects, facade=facade, visibility=visibility, count=n_buildings)
 
-    # --- street lamps (mostly at dusk and night) -----------------------------------------------------------------
+
+def _lamps(rng: np.random.Generator, f: _Frame, sky_level: float) -> _Lamps:
+    """Street lamps (mostly at dusk and night): poles, bright heads with halos, and pools of light."""
+    h, w, scale, yy, xx, horizon, kind = f.h, f.w, f.scale, f.yy, f.xx, f.horizon, f.kind
+    light = np.zeros((h, w, 3), np.float32)  # extra illumination from lamps
     n_lamps = int(rng.integers(0, 3)) + (2 if kind != "day" else 0)
     lamp_meta: list[tuple[float, float, float]] = []
     poles = np.zeros((h, w), np.float32)
@@ -272,26 +370,17 @@ def render_scene(seed: int, height: int = 256, width: int = 256, *,
         # Pool of light on the ground around the foot of the pole.
         pool = np.exp(-(((xx - lx) / (0.12 * scale)) ** 2 + ((yy - foot) / (0.04 * scale)) ** 2))
         light = light + (level * 2.0 ** -8 * pool)[..., None] * colour
+    return _Lamps(poles=poles, heads=heads, head_rad=head_rad, halos=halos, light=light, meta=lamp_meta)
 
-    # --- composition, back to front ---------------------------------------------------------------------------
-    sun_on_ground = direct * visibility * (1.0 if kind != "night" else 0.3)
-    ground_rad = albedo * ((ambient + sun_on_ground)[..., None] + light)
-    img = _lerp(img, ground_rad, ground[..., None])
-    img = _lerp(img, facade + 0.3 * light, objects[..., None])
-    img = _lerp(img, np.full(3, 0.03) * ambient, poles[..., None])  # dark metal poles
-    img = _lerp(img, head_rad, heads[..., None]) + halos
 
-    out, target = _finish(img.astype(np.float64), rng)
-    if not return_meta:
-        return out
-    r, c = int(np.clip(round(sy), 0, h - 1)), int(np.clip(round(sx), 0, w - 1))
-    meta = {
-        "seed": int(seed), "kind": str(kind), "horizon_row": float(horizon),
-        "sun": (float(sy), float(sx), float(radius)),
-        "sun_visible": bool(objects[r, c] < 0.5 and poles[r, c] < 0.5 and heads[r, c] < 0.5),
-        "lamps": lamp_meta, "buildings": n_buildings, "target_stops": float(target),
-    }
-    return out, meta
+def _compose(f: _Frame, img: np.ndarray, ground: _Ground, buildings: _Buildings, lamps: _Lamps) -> np.ndarray:
+    """Composite the sections over the sky ``img`` (H, W, 3), back to front."""
+    sun_on_ground = ground.direct * buildings.visibility * (1.0 if f.kind != "night" else 0.3)
+    ground_rad = ground.albedo * ((ground.ambient + sun_on_ground)[..., None] + lamps.light)
+    img = _lerp(img, ground_rad, ground.mask[..., None])
+    img = _lerp(img, buildings.facade + 0.3 * lamps.light, buildings.objects[..., None])
+    img = _lerp(img, np.full(3, 0.03) * ground.ambient, lamps.poles[..., None])  # dark metal poles
+    return _lerp(img, lamps.head_rad, lamps.heads[..., None]) + lamps.halos
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:

@@ -33,8 +33,9 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 
@@ -45,7 +46,7 @@ from hdrbench.errors import DatasetError, InputError
 from hdrbench.evaluate import distributed
 from hdrbench.evaluate.methods import Method, SceneContext, get_method
 from hdrbench.evaluate.records import Record
-from hdrbench.evaluate.runs import environment, new_run
+from hdrbench.evaluate.runs import Run, environment, new_run
 from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, DEFAULT_STACK_METRICS
 
 STACK_METRICS: tuple[str, ...] = DEFAULT_STACK_METRICS
@@ -116,6 +117,25 @@ def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
 
 
+class ScoreRow(NamedTuple):
+    """One scored (target, EV, metric) of a scene; failures are rows too (``value`` NaN, ``error`` set)."""
+
+    target: str  # "stack" (one generated EV against the ground truth at that EV) or "hdr"
+    ev: float  # the EV of a stack row; NaN for an HDR row
+    metric: str
+    value: float
+    error: str  # empty when the value is valid
+    metric_version: str  # the metric's version, with "+win<k>" when a smaller SSIM window was used
+
+
+class _SceneResult(NamedTuple):
+    """One scene's rows as a rank returns them: its index in the split, the rows, a traceback (or "")."""
+
+    index: int
+    rows: list[ScoreRow]
+    traceback: str
+
+
 class _SceneScorer:
     """Scores one scene; every method call and metric is isolated so that one failure costs only its rows."""
 
@@ -137,7 +157,6 @@ class _SceneScorer:
         #: The HDR image scored for the last scene, (1, 3, H, W) on the device, or None when there was none.
         self.last_hdr: torch.Tensor | None = None
 
-    # rows are (target, ev, metric, value, error, metric_version)
     def expected(self, evs: list[float] | None = None) -> list[tuple[str, float, str]]:
         """The (target, EV, metric) rows a scene produces; ``evs`` defaults to the dataset's EVs."""
         rows = []
@@ -147,16 +166,15 @@ class _SceneScorer:
         rows += [("hdr", math.nan, m) for m in self.hdr_metrics]
         return rows
 
-    def failed(self, error: str, only: str | None = None, evs: list[float] | None = None) -> list[tuple]:
-        return [(t, ev, m, math.nan, error, self.versions[m]) for t, ev, m in self.expected(evs)
+    def failed(self, error: str, only: str | None = None, evs: list[float] | None = None) -> list[ScoreRow]:
+        return [ScoreRow(t, ev, m, math.nan, error, self.versions[m]) for t, ev, m in self.expected(evs)
                 if only is None or t == only]
 
     def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
         return merge_scene_stack(stack, evs, inverse_crf, layer=self.layer)
 
-    def score(self, scene: Scene) -> list[tuple]:
-        from hdrbench.metrics.registry import compute_hdr_metrics, compute_ldr_metrics
-
+    def score(self, scene: Scene) -> list[ScoreRow]:
+        """Every row of one scene: predict, score the stack (stack methods), merge, score the HDR image."""
         dev = self.device
         self.last_hdr = None
         gt_stack = scene.stack[None].to(dev) if scene.stack is not None else None
@@ -175,83 +193,113 @@ class _SceneScorer:
 
         context = SceneContext(scene=scene.name, evs=scene_evs, stack=gt_stack,
                                reference_inverse_crf=lambda: gt_merge().inverse_crf.detach())
-        rows: list[tuple] = []
         try:
-            if self.method.uses_context:
-                self.method.prepare(context)
-            with torch.inference_mode():
-                if self.method.kind == "stack":
-                    pred_stack = self.method.predict_stack(ldr, scene_evs)
-                    want = (1, len(scene_evs), 3) + tuple(ldr.shape[-2:])
-                    if tuple(pred_stack.shape) != want:
-                        raise InputError(f"predict_stack returned shape {tuple(pred_stack.shape)}, expected {want}")
-                    if not torch.isfinite(pred_stack).all():
-                        raise InputError("predicted stack contains NaN or Inf")
-                    pred_stack = pred_stack.clamp(0.0, 1.0)
-                else:
-                    pred_hdr = self.method.predict_hdr(ldr)
+            prediction = self._predict(ldr, scene_evs, context)
         except Exception as exc:
             return self.failed(_err(exc), evs=scene_evs)
 
+        rows: list[ScoreRow] = []
         if self.method.kind == "stack":
-            for ev in scene_evs:
-                if ev == 0:
-                    continue
-                i = scene_evs.index(ev)
-                for m in self.stack_metrics:
-                    if gt_stack is None:
-                        rows.append(("stack", ev, m, math.nan, "dataset has no ground-truth stack", self.versions[m]))
-                        continue
-                    rows.append(self._one_ldr(compute_ldr_metrics, pred_stack[:, i], gt_stack[:, i], ev, m))
+            rows += self._stack_rows(prediction, gt_stack, scene_evs)
             try:
                 inverse = "debevec" if self.method.merge_crf == "estimate" else self.method.inverse_crf()
                 with torch.inference_mode():
-                    pred_hdr = self._merge(pred_stack, scene_evs, inverse).hdr
+                    pred_hdr = self._merge(prediction, scene_evs, inverse).hdr
             except Exception as exc:
                 return rows + self.failed("merge failed: " + _err(exc), only="hdr")
+        else:
+            pred_hdr = prediction
 
         try:
-            if tuple(pred_hdr.shape) != (1, 3) + tuple(ldr.shape[-2:]):
-                raise InputError(f"HDR prediction has shape {tuple(pred_hdr.shape)}, expected (1, 3, H, W)")
-            if not torch.isfinite(pred_hdr).all():
-                raise InputError("HDR prediction contains NaN or Inf")
-            if scene.hdr is not None and self.reference == "dataset":
-                ref = scene.hdr[None].to(dev)
-                self.hdr_reference_used.add("dataset")
-            else:
-                ref = gt_merge().hdr
-                self.hdr_reference_used.add(hdr_reference_label("gt-stack", self.layer))
-            pred_hdr = pred_hdr.clamp_min(0.0).to(ref.dtype)
+            pred_hdr, ref = self._checked_hdr(pred_hdr, ldr, scene, gt_merge)
         except Exception as exc:
             return rows + self.failed(_err(exc), only="hdr")
         self.last_hdr = pred_hdr
+        from hdrbench.metrics.registry import compute_hdr_metrics
+
         for m in self.hdr_metrics:
-            rows.append(self._one_hdr(compute_hdr_metrics, pred_hdr, ref, m))
+            rows.append(self._one("hdr", math.nan, m, compute_hdr_metrics, pred_hdr, ref, protocol=self.protocol))
         return rows
+
+    def _predict(self, ldr: torch.Tensor, scene_evs: list[float], context: SceneContext) -> torch.Tensor:
+        """The method's output for one (1, 3, H, W) input: a checked stack (1, E, 3, H, W) clamped to [0, 1]
+        (stack methods) or the raw HDR image (direct methods, checked by :meth:`_checked_hdr`)."""
+        if self.method.uses_context:
+            self.method.prepare(context)
+        with torch.inference_mode():
+            if self.method.kind != "stack":
+                return self.method.predict_hdr(ldr)
+            pred_stack = self.method.predict_stack(ldr, scene_evs)
+            want = (1, len(scene_evs), 3) + tuple(ldr.shape[-2:])
+            if tuple(pred_stack.shape) != want:
+                raise InputError(f"predict_stack returned shape {tuple(pred_stack.shape)}, expected {want}")
+            if not torch.isfinite(pred_stack).all():
+                raise InputError("predicted stack contains NaN or Inf")
+            return pred_stack.clamp(0.0, 1.0)
+
+    def _stack_rows(self, pred_stack: torch.Tensor, gt_stack: torch.Tensor | None,
+                    scene_evs: list[float]) -> list[ScoreRow]:
+        """Each generated EV (not EV 0) against the ground-truth image at the same EV, per stack metric."""
+        from hdrbench.metrics.registry import compute_ldr_metrics
+
+        rows: list[ScoreRow] = []
+        for ev in scene_evs:
+            if ev == 0:
+                continue
+            i = scene_evs.index(ev)
+            for m in self.stack_metrics:
+                if gt_stack is None:
+                    rows.append(ScoreRow("stack", ev, m, math.nan, "dataset has no ground-truth stack",
+                                         self.versions[m]))
+                    continue
+                rows.append(self._one("stack", ev, m, compute_ldr_metrics, pred_stack[:, i], gt_stack[:, i]))
+        return rows
+
+    def _checked_hdr(self, pred_hdr: torch.Tensor, ldr: torch.Tensor, scene: Scene,
+                     gt_merge) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction clamped to >= 0 in the reference's dtype, reference) after the shape and finiteness
+        checks; the reference is the dataset's HDR image or the merged ground-truth stack, as the protocol says."""
+        if tuple(pred_hdr.shape) != (1, 3) + tuple(ldr.shape[-2:]):
+            raise InputError(f"HDR prediction has shape {tuple(pred_hdr.shape)}, expected (1, 3, H, W)")
+        if not torch.isfinite(pred_hdr).all():
+            raise InputError("HDR prediction contains NaN or Inf")
+        if scene.hdr is not None and self.reference == "dataset":
+            ref = scene.hdr[None].to(self.device)
+            self.hdr_reference_used.add("dataset")
+        else:
+            ref = gt_merge().hdr
+            self.hdr_reference_used.add(hdr_reference_label("gt-stack", self.layer))
+        return pred_hdr.clamp_min(0.0).to(ref.dtype), ref
 
     def _version(self, metric: str, details: dict) -> str:
         win = details.get("windows", {}).get(metric)
         v = self.versions[metric]
         return v if win in (None, STANDARD_WINDOW) else f"{v}+win{win}"
 
-    def _one_ldr(self, fn, test, ref, ev, metric) -> tuple:
+    def _one(self, target: str, ev: float, metric: str, compute: Callable[..., dict], test: torch.Tensor,
+             ref: torch.Tensor, **kwargs: Any) -> ScoreRow:
+        """One metric's row: ``compute`` is ``compute_ldr_metrics`` or ``compute_hdr_metrics`` (``kwargs``: the
+        protocol of the latter); a raised error or a NaN value becomes the row's ``error``."""
         details: dict = {}
         try:
-            val = float(fn(test, ref, metrics=[metric], allow_small_window=True, details=details)[metric][0])
+            val = float(compute(test, ref, metrics=[metric], allow_small_window=True, details=details,
+                                **kwargs)[metric][0])
         except Exception as exc:
-            return ("stack", ev, metric, math.nan, _err(exc), self.versions[metric])
+            return ScoreRow(target, ev, metric, math.nan, _err(exc), self.versions[metric])
         err = "metric returned NaN" if math.isnan(val) else ""
-        return ("stack", ev, metric, val, err, self._version(metric, details))
+        return ScoreRow(target, ev, metric, val, err, self._version(metric, details))
 
-    def _one_hdr(self, fn, test, ref, metric) -> tuple:
-        details: dict = {}
-        try:
-            val = float(fn(test, ref, protocol=self.protocol, metrics=[metric], allow_small_window=True,
-                           details=details)[metric][0])
-        except Exception as exc:
-            return ("hdr", math.nan, metric, math.nan, _err(exc), self.versions[metric])
-        err = "metric returned NaN" if math.isnan(val) else ""
-        return ("hdr", math.nan, metric, val, err, self._version(metric, details))
+
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`evaluate` checked before scoring: device, protocol, dataset, scenes, method, caveat."""
+
+    device: torch.device
+    protocol: Any  # hdrbench.metrics.protocols.Protocol
+    dataset: Dataset
+    names: list[str]  # the scenes evaluated, in split order
+    method: Method
+    caveat: str  # "" or why the rows are not a full evaluation of a finished model
 
 
 def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test", limit: int | None = None,
@@ -265,6 +313,10 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
 
     Under ``torchrun`` the scenes are sharded across ranks and the records gathered on rank 0, which alone
     writes; every rank returns the run folder's path.
+
+    Stages: :func:`_prepare` (every check, before anything is computed), :func:`_open_run`,
+    :func:`_score_shard` (this rank's scenes), :func:`_build_records` (rank 0, split order) and
+    :func:`_write_run` (run folder, leaderboard, published records).
 
     Args:
         method: a method name (training-free or recipe) or a :class:`Method`.
@@ -297,156 +349,214 @@ def evaluate(method: str | Method, dataset: str | Dataset, *, split: str = "test
         DatasetError: the dataset check found problems (all listed, with the expected layout) or the split is empty.
         UnknownNameError, InputError: bad method, dataset, protocol or metric names/options.
     """
+    ranks = distributed.setup()
+    try:
+        plan = _prepare(method, dataset, ranks, split=split, limit=limit, protocol=protocol, device=device,
+                        out=out, root=root, resolution=resolution, dataset_options=dataset_options,
+                        method_options=method_options, stack_metrics=stack_metrics, hdr_metrics=hdr_metrics,
+                        leaderboard=leaderboard, results=results, publish=publish, save_hdr=save_hdr,
+                        allow_incomplete=allow_incomplete)
+        run = _open_run(plan, ranks, out)
+        scorer = _SceneScorer(plan.method, plan.dataset.evs, plan.protocol, stack_metrics, hdr_metrics, plan.device)
+        t0 = time.perf_counter()
+        local = _score_shard(scorer, plan, split, ranks, seed=seed, progress=progress, save_hdr=save_hdr,
+                             run_path=run.path)
+        gathered = distributed.gather((local, sorted(scorer.hdr_reference_used), time.perf_counter() - t0), ranks)
+        if not ranks.is_main:
+            return Path(run.final)
+
+        results_in_order, refs = _in_split_order(gathered, len(plan.names))
+        records = _build_records(plan, results_in_order, run, split=split, seed=seed)
+        config = _run_config(plan, scorer, run, refs, split=split, limit=limit, stack_metrics=stack_metrics,
+                             hdr_metrics=hdr_metrics, seed=seed, world=ranks.world, save_hdr=save_hdr)
+        return _write_run(plan, run, config, records, results_in_order, split=split, world=ranks.world,
+                          leaderboard=leaderboard, results=results, publish=publish)
+    finally:
+        distributed.teardown(ranks)
+
+
+def _prepare(method: str | Method, dataset: str | Dataset, ranks: distributed.Ranks, *, split: str, limit: int | None,
+             protocol: str, device: str, out: str | Path | None, root: str | Path | None, resolution: Any,
+             dataset_options: dict | None, method_options: dict | None, stack_metrics: Sequence[str],
+             hdr_metrics: Sequence[str], leaderboard: bool, results: str | Path | None, publish: bool,
+             save_hdr: str | None, allow_incomplete: bool) -> _Plan:
+    """Resolve and check everything :func:`evaluate` needs before any scene is scored (arguments as there):
+    device, writable destinations (rank 0), protocol, metric names, the dataset and its split (checked once, on
+    rank 0, and the verdict broadcast), the method, and whether its rows may be published."""
+    from hdrbench.evaluate.trained import check_publishable
     from hdrbench.metrics.protocols import get_protocol
     from hdrbench.metrics.registry import get_metric
     from hdrbench.options import parse_device
     from hdrbench.outputs import check_output_dir
     from hdrbench.paths import results_dir, runs_dir
 
-    ranks = distributed.setup()
-    try:
-        dev = torch.device(parse_device(device, "device") if isinstance(device, str) else device)
-        if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise InputError("device 'cuda' requested but CUDA is not available")
-            if dev.index is None and ranks.world > 1:
-                dev = torch.device("cuda", ranks.rank % torch.cuda.device_count())
-        if ranks.is_main:  # unwritable destinations fail now, not after the scoring
-            check_output_dir(out if out is not None else runs_dir(), "runs folder")
-            if leaderboard or publish:
-                from_env = results is None and "HDRBENCH_RESULTS" in os.environ
-                check_output_dir(results if results is not None else results_dir(),
-                                 "results folder" + (" (HDRBENCH_RESULTS)" if from_env else ""))
-        proto = get_protocol(protocol)
-        if save_hdr is not None and save_hdr not in SAVE_HDR_FORMATS:
-            raise InputError(f"save_hdr must be one of {SAVE_HDR_FORMATS}, got {save_hdr!r}")
-        for m in list(stack_metrics) + list(hdr_metrics):
-            get_metric(m)
-        ds = dataset if isinstance(dataset, Dataset) else get_dataset(
-            dataset, root=root, resolution=resolution, **(dataset_options or {}))
-        names = ds.scenes(split)
-        n_split = len(names)
-        if limit is not None:
-            if limit < 1:
-                raise InputError(f"limit must be >= 1, got {limit}")
-            names = names[:limit]
-        partial = f"partial: {len(names)} of {n_split} scenes" if len(names) < n_split else ""
-        if not names:
-            hint = empty_split_hint(ds, split)
-            raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty" + (hint or "; expected layout:\n"
-                               f"{ds.expected_layout()}"))
+    dev = torch.device(parse_device(device, "device") if isinstance(device, str) else device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("device 'cuda' requested but CUDA is not available")
+        if dev.index is None and ranks.world > 1:
+            dev = torch.device("cuda", ranks.rank % torch.cuda.device_count())
+    if ranks.is_main:  # unwritable destinations fail now, not after the scoring
+        check_output_dir(out if out is not None else runs_dir(), "runs folder")
+        if leaderboard or publish:
+            from_env = results is None and "HDRBENCH_RESULTS" in os.environ
+            check_output_dir(results if results is not None else results_dir(),
+                             "results folder" + (" (HDRBENCH_RESULTS)" if from_env else ""))
+    proto = get_protocol(protocol)
+    if save_hdr is not None and save_hdr not in SAVE_HDR_FORMATS:
+        raise InputError(f"save_hdr must be one of {SAVE_HDR_FORMATS}, got {save_hdr!r}")
+    for m in list(stack_metrics) + list(hdr_metrics):
+        get_metric(m)
+    ds = dataset if isinstance(dataset, Dataset) else get_dataset(
+        dataset, root=root, resolution=resolution, **(dataset_options or {}))
+    names = ds.scenes(split)
+    n_split = len(names)
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"limit must be >= 1, got {limit}")
+        names = names[:limit]
+    partial = f"partial: {len(names)} of {n_split} scenes" if len(names) < n_split else ""
+    if not names:
+        hint = empty_split_hint(ds, split)
+        raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty" + (hint or "; expected layout:\n"
+                           f"{ds.expected_layout()}"))
 
-        # The check runs once (rank 0), before anything is computed: a broken dataset fails here, whole.
-        problems = [str(p) for p in check_dataset(ds, split=split, scenes=names)] if ranks.is_main else None
-        problems = distributed.broadcast(problems, ranks)
-        if problems:
-            raise DatasetError(f"dataset {ds.name!r} failed its check:\n" + "\n".join(problems[:50])
-                               + ("\n..." if len(problems) > 50 else "")
-                               + f"\nexpected layout:\n{ds.expected_layout()}")
+    # The check runs once (rank 0), before anything is computed: a broken dataset fails here, whole.
+    problems = [str(p) for p in check_dataset(ds, split=split, scenes=names)] if ranks.is_main else None
+    problems = distributed.broadcast(problems, ranks)
+    if problems:
+        raise DatasetError(f"dataset {ds.name!r} failed its check:\n" + "\n".join(problems[:50])
+                           + ("\n..." if len(problems) > 50 else "")
+                           + f"\nexpected layout:\n{ds.expected_layout()}")
 
-        meth = method if isinstance(method, Method) else get_method(method, dataset=ds.name, device=str(dev),
-                                                                    **(method_options or {}))
-        from hdrbench.evaluate.trained import check_publishable
+    meth = method if isinstance(method, Method) else get_method(method, dataset=ds.name, device=str(dev),
+                                                                **(method_options or {}))
+    caveat = "; ".join(c for c in (partial, check_publishable(meth, allow_incomplete or not leaderboard)) if c)
+    if publish and caveat:
+        raise InputError(f"refusing to publish records of {meth.name}: {caveat}; published records are full "
+                         "evaluations of finished models (drop --publish-records, or --limit)")
+    return _Plan(device=dev, protocol=proto, dataset=ds, names=names, method=meth, caveat=caveat)
 
-        caveat = "; ".join(c for c in (partial, check_publishable(meth, allow_incomplete or not leaderboard)) if c)
-        if publish and caveat:
-            raise InputError(f"refusing to publish records of {meth.name}: {caveat}; published records are full "
-                             "evaluations of finished models (drop --publish-records, or --limit)")
-        run_info = None
-        if ranks.is_main:
-            run = new_run(meth.name, ds.slug, out=out)
-            run_info = (str(run.path), run.run_id, run.started, str(run.final))
-        run_path, run_id, started, final_path = distributed.broadcast(run_info, ranks)
 
-        scorer = _SceneScorer(meth, ds.evs, proto, stack_metrics, hdr_metrics, dev)
-        mine = distributed.shard(names, ranks)
-        local: list[tuple[int, list[tuple], str]] = []
-        bar = None
-        if progress and ranks.is_main:
-            from tqdm.auto import tqdm
+def _open_run(plan: _Plan, ranks: distributed.Ranks, out: str | Path | None) -> Run:
+    """The run folder: created by rank 0, its identity broadcast to every rank."""
+    run_info = None
+    if ranks.is_main:
+        run = new_run(plan.method.name, plan.dataset.slug, out=out)
+        run_info = (str(run.path), run.run_id, run.started, str(run.final))
+    run_path, run_id, started, final_path = distributed.broadcast(run_info, ranks)
+    return Run(path=Path(run_path), run_id=run_id, started=started, final=Path(final_path))
 
-            bar = tqdm(total=len(mine), desc=f"{meth.name} on {ds.name} ({split})", unit="scene", file=sys.stderr)
-        t0 = time.perf_counter()
-        for idx, name in mine:
-            torch.manual_seed(seed)
-            try:
-                scene = ds.load(split, name)
-            except Exception as exc:
-                local.append((idx, scorer.failed("could not load scene: " + _err(exc)), traceback.format_exc()))
-            else:
-                local.append((idx, scorer.score(scene), ""))
-                if save_hdr is not None and scorer.last_hdr is not None:
-                    _save_hdr(Path(run_path) / "hdr" / f"{name}.{save_hdr}", scorer.last_hdr)
-            if bar is not None:
-                bar.update(1)
+
+def _score_shard(scorer: _SceneScorer, plan: _Plan, split: str, ranks: distributed.Ranks, *, seed: int, progress: bool,
+                 save_hdr: str | None, run_path: Path) -> list[_SceneResult]:
+    """Score this rank's share of the scenes (a scene that cannot be loaded becomes failed rows with its
+    traceback); saves each scored HDR image when ``save_hdr`` is set."""
+    mine = distributed.shard(plan.names, ranks)
+    local: list[_SceneResult] = []
+    bar = None
+    if progress and ranks.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mine), desc=f"{plan.method.name} on {plan.dataset.name} ({split})", unit="scene",
+                   file=sys.stderr)
+    for idx, name in mine:
+        torch.manual_seed(seed)
+        try:
+            scene = plan.dataset.load(split, name)
+        except Exception as exc:
+            local.append(_SceneResult(idx, scorer.failed("could not load scene: " + _err(exc)),
+                                      traceback.format_exc()))
+        else:
+            local.append(_SceneResult(idx, scorer.score(scene), ""))
+            if save_hdr is not None and scorer.last_hdr is not None:
+                _save_hdr(Path(run_path) / "hdr" / f"{name}.{save_hdr}", scorer.last_hdr)
         if bar is not None:
-            bar.close()
-        gathered = distributed.gather((local, sorted(scorer.hdr_reference_used), time.perf_counter() - t0), ranks)
-        if not ranks.is_main:
-            return Path(final_path)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return local
 
-        results_by_index: dict[int, tuple] = {}
-        refs: set[str] = set()
-        for part, used, _ in gathered:
-            refs.update(used)
-            for idx, rows, tb in part:
-                results_by_index[idx] = (rows, tb)
-        records = []
-        for idx, name in enumerate(names):
-            rows, _ = results_by_index[idx]
-            for target, ev, metric, value, error, mversion in rows:
-                is_hdr = target == "hdr"
-                records.append(Record(
-                    run_id=run_id, method=meth.name, recipe_hash=meth.recipe_hash, dataset=ds.name, split=split,
-                    scene=name, target=target, ev=ev, metric=metric, value=value, error=error,
-                    protocol=proto.name if is_hdr else "", protocol_version=proto.version if is_hdr else "",
-                    metric_version=mversion, resolution=ds.resolution.policy, seed=seed,
-                    hdrbench_version=__version__, torch_version=torch.__version__, timestamp=started,
-                ).as_row())
 
-        from hdrbench.evaluate.runs import Run
+def _in_split_order(gathered: list, n_scenes: int) -> tuple[list[_SceneResult], set[str]]:
+    """Every rank's scene results (as gathered on rank 0) in split order, and the HDR references they used."""
+    by_index: dict[int, _SceneResult] = {}
+    refs: set[str] = set()
+    for part, used, _ in gathered:
+        refs.update(used)
+        for result in part:
+            by_index[result.index] = result
+    return [by_index[idx] for idx in range(n_scenes)], refs
 
-        run = Run(path=Path(run_path), run_id=run_id, started=started, final=Path(final_path))
-        log = run.logger()
-        config = {
-            "run_id": run_id, "method": meth.config(), "dataset": ds.describe(), "split": split, "limit": limit,
-            "scenes": names, "protocol": {"name": proto.name, "version": proto.version,
-                                          "parameters": proto.parameters()},
-            "stack_metrics": {m: get_metric(m).version for m in stack_metrics},
-            "hdr_metrics": {m: get_metric(m).version for m in hdr_metrics},
-            "merge": {**merge_settings(scorer.layer), "layer": scorer.layer, "exposure_times": "2**EV",
-                      "inverse_crf": meth.merge_crf},
-            "hdr_reference": sorted(refs) or ["dataset"],
-            "small_window_policy": "largest odd window that fits; recorded as '+win<k>' in metric_version",
-            "device": str(dev), "world_size": ranks.world, "seed": seed, "resolution": ds.resolution.policy,
-            "saved_hdr": f"hdr/<scene>.{save_hdr}" if save_hdr else None,
-            "command": sys.argv, "caveat": caveat,
-        }
-        run.write_json("config.json", config)
-        run.write_json("environment.json", environment(str(dev)))
-        run.write_records(records)
-        n_err = sum(1 for r in records if r["error"])
-        log.info("evaluated %s on %s/%s: %d scenes, %d records, %d failed, %d ranks", meth.name, ds.name, split,
-                 len(names), len(records), n_err, ranks.world)
-        for idx, name in enumerate(names):
-            rows, tb = results_by_index[idx]
-            errs = sorted({r[4] for r in rows if r[4]})
-            for e in errs:
-                log.warning("scene %s: %s", name, e)
-            if tb:
-                log.warning("scene %s traceback:\n%s", name, tb)
-        if leaderboard:
-            from hdrbench.evaluate.leaderboard import update_leaderboard
 
-            lb = update_leaderboard(records, dataset=ds.name, results=results, caveat=caveat)
-            log.info("leaderboard updated: %s", lb)
-        if publish:
-            published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,
-                                        protocol=proto.name)
-            log.info("records published: %s", published)
-        return run.finish()  # only now does the run folder appear under its name
-    finally:
-        distributed.teardown(ranks)
+def _build_records(plan: _Plan, results_in_order: list[_SceneResult], run: Run, *, split: str,
+                   seed: int) -> list[dict]:
+    """The run's records (CSV rows, :class:`Record` columns) in split order, one per scored row."""
+    meth, ds, proto = plan.method, plan.dataset, plan.protocol
+    records = []
+    for name, result in zip(plan.names, results_in_order):
+        for row in result.rows:
+            is_hdr = row.target == "hdr"
+            records.append(Record(
+                run_id=run.run_id, method=meth.name, recipe_hash=meth.recipe_hash, dataset=ds.name, split=split,
+                scene=name, target=row.target, ev=row.ev, metric=row.metric, value=row.value, error=row.error,
+                protocol=proto.name if is_hdr else "", protocol_version=proto.version if is_hdr else "",
+                metric_version=row.metric_version, resolution=ds.resolution.policy, seed=seed,
+                hdrbench_version=__version__, torch_version=torch.__version__, timestamp=run.started,
+            ).as_row())
+    return records
+
+
+def _run_config(plan: _Plan, scorer: _SceneScorer, run: Run, refs: set[str], *, split: str, limit: int | None,
+                stack_metrics: Sequence[str], hdr_metrics: Sequence[str], seed: int, world: int,
+                save_hdr: str | None) -> dict[str, Any]:
+    """The run folder's ``config.json``: everything needed to reproduce the run."""
+    from hdrbench.metrics.registry import get_metric
+
+    meth, proto = plan.method, plan.protocol
+    return {
+        "run_id": run.run_id, "method": meth.config(), "dataset": plan.dataset.describe(), "split": split,
+        "limit": limit, "scenes": plan.names, "protocol": {"name": proto.name, "version": proto.version,
+                                                           "parameters": proto.parameters()},
+        "stack_metrics": {m: get_metric(m).version for m in stack_metrics},
+        "hdr_metrics": {m: get_metric(m).version for m in hdr_metrics},
+        "merge": {**merge_settings(scorer.layer), "layer": scorer.layer, "exposure_times": "2**EV",
+                  "inverse_crf": meth.merge_crf},
+        "hdr_reference": sorted(refs) or ["dataset"],
+        "small_window_policy": "largest odd window that fits; recorded as '+win<k>' in metric_version",
+        "device": str(plan.device), "world_size": world, "seed": seed, "resolution": plan.dataset.resolution.policy,
+        "saved_hdr": f"hdr/<scene>.{save_hdr}" if save_hdr else None,
+        "command": sys.argv, "caveat": plan.caveat,
+    }
+
+
+def _write_run(plan: _Plan, run: Run, config: dict, records: list[dict], results_in_order: list[_SceneResult], *,
+               split: str, world: int, leaderboard: bool, results: str | Path | None, publish: bool) -> Path:
+    """Write the run folder (config, environment, records, log with every failure), update the leaderboard,
+    publish the records if asked, and only then move the run folder to its final name (returned)."""
+    meth, ds = plan.method, plan.dataset
+    log = run.logger()
+    run.write_json("config.json", config)
+    run.write_json("environment.json", environment(str(plan.device)))
+    run.write_records(records)
+    n_err = sum(1 for r in records if r["error"])
+    log.info("evaluated %s on %s/%s: %d scenes, %d records, %d failed, %d ranks", meth.name, ds.name, split,
+             len(plan.names), len(records), n_err, world)
+    for name, result in zip(plan.names, results_in_order):
+        for e in sorted({row.error for row in result.rows if row.error}):
+            log.warning("scene %s: %s", name, e)
+        if result.traceback:
+            log.warning("scene %s traceback:\n%s", name, result.traceback)
+    if leaderboard:
+        from hdrbench.evaluate.leaderboard import update_leaderboard
+
+        lb = update_leaderboard(records, dataset=ds.name, results=results, caveat=plan.caveat)
+        log.info("leaderboard updated: %s", lb)
+    if publish:
+        published = publish_records(records, dataset_slug=ds.slug, method=meth.name, results=results,
+                                    protocol=plan.protocol.name)
+        log.info("records published: %s", published)
+    return run.finish()  # only now does the run folder appear under its name
 
 
 #: Records evaluated under this protocol are published as ``<method>.records.csv``; others get a suffix.

@@ -212,8 +212,8 @@ def compute_ldr_metrics(
     return out
 
 
-def metrics_markdown() -> str:
-    """The ``docs/metrics.md`` page: metric cards and protocols as tables, generated from the registries."""
+def _metric_card_lines() -> list[str]:
+    """The page's title, introduction and metric-card table."""
     lines = [
         "# Metrics and scaling protocols",
         "",
@@ -237,7 +237,12 @@ def metrics_markdown() -> str:
             f"| `{c.name}` | {better} | {c.input_domain} | {c.version} | {'yes' if c.differentiable else 'no'} |"
             f" {c.reference_implementation} | {c.description} |"
         )
-    lines += [
+    return lines
+
+
+def _protocol_lines() -> list[str]:
+    """The scaling-protocol table, stated assumptions and the ``kim2021`` reference section."""
+    lines = [
         "",
         "## Scaling protocols",
         "",
@@ -289,6 +294,13 @@ def metrics_markdown() -> str:
         "Table 3 per protocol (the `protocol` column of `ablation_table`). Any other protocol can take this",
         "reference too: `get_protocol(\"singlehdr\", hdr_reference=\"gt-stack\")`.",
         "",
+    ]
+    return lines
+
+
+def _validity_lines() -> list[str]:
+    """The metric-validity section: the checks and the distortion table."""
+    lines = [
         "## Metric validity (`hdrbench validate-metrics`)",
         "",
         "`hdrbench validate-metrics --dataset NAME [--protocols ...] [--metrics ...] [--limit N] --out DIR` distorts",
@@ -328,6 +340,13 @@ def metrics_markdown() -> str:
         " by default), scale-aligned by the median luminance ratio | the distance to the reference is w times"
         " that of the aligned network output |",
         "",
+    ]
+    return lines
+
+
+def _hdrvdp2_lines() -> list[str]:
+    """The HDR-VDP 2.2.2 section: the API, its validation, speed and memory."""
+    return [
         "## HDR-VDP 2.2.2 in PyTorch",
         "",
         "`hdrbench.metrics.hdrvdp2.hdrvdp2(test, reference, *, color_encoding, ppd)` takes (N, 3, H, W)",
@@ -351,7 +370,11 @@ def metrics_markdown() -> str:
         "and the peak memory per megapixel are in `docs/hdrvdp2-performance.md`.",
         "",
     ]
-    return "\n".join(lines)
+
+
+def metrics_markdown() -> str:
+    """The ``docs/metrics.md`` page: metric cards and protocols as tables, generated from the registries."""
+    return "\n".join(_metric_card_lines() + _protocol_lines() + _validity_lines() + _hdrvdp2_lines())
 
 
 def write_metrics_docs(path: str | Path | None = None) -> Path:

@@ -281,11 +281,13 @@ def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any],
     return merged, deep_merge(base_presets, presets)
 
 
-def _expand_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+def expand_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted override keys (``{"schedule.iters": 5}``) as nested dicts (``{"schedule": {"iters": 5}}``); nested
+    mappings are expanded too and merged with what earlier keys put at the same place."""
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         if isinstance(value, Mapping):
-            value = _expand_overrides(value)
+            value = expand_overrides(value)
         parts = key.split(".")
         node = out
         for part in parts[:-1]:
@@ -331,7 +333,7 @@ def load_recipe(
         merged = deep_merge(merged, presets[chosen])
     merged["preset"] = chosen
     if overrides:
-        merged = deep_merge(merged, _expand_overrides(overrides))
+        merged = deep_merge(merged, expand_overrides(overrides))
     merged = apply_fidelity(merged, path)
     _check_resolved(merged, path)
     return Recipe(merged, path=path, presets=sorted(presets))

@@ -24,8 +24,9 @@ import random
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from hdrbench.paths import runs_dir
 from hdrbench.train import checkpoint as ckpt
 from hdrbench.train import distributed as dist_utils
 from hdrbench.train.data import TrainingData
-from hdrbench.train.recipes import Recipe, deep_merge, load_recipe, recipe_hash
+from hdrbench.train.recipes import Recipe, deep_merge, expand_overrides, load_recipe, recipe_hash
 from hdrbench.train.task import TASKS, TrainTask
 
 #: Modules whose import registers training tasks (explicit; nothing scans file names).
@@ -112,22 +113,11 @@ def resolve_recipe(recipe: str | os.PathLike | Mapping[str, Any], *, preset: str
             raise InputError(f"recipe {recipe.name!r} was resolved with preset {recipe.preset!r}, not {preset!r}")
         if not overrides:
             return recipe
-        return Recipe(deep_merge(recipe, _nest(overrides)), path=recipe.path, presets=recipe.presets)
+        return Recipe(deep_merge(recipe, expand_overrides(overrides)), path=recipe.path, presets=recipe.presets)
     if isinstance(recipe, Mapping):
-        return Recipe(deep_merge(recipe, _nest(overrides or {})), path=Path(f"<{recipe.get('name')}>"),
+        return Recipe(deep_merge(recipe, expand_overrides(overrides or {})), path=Path(f"<{recipe.get('name')}>"),
                       presets=[])
     return load_recipe(recipe, preset=preset, overrides=overrides)
-
-
-def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in overrides.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
 
 
 def resolve_dataset(dataset, root: str | os.PathLike | None = None) -> tuple[Any, str]:
@@ -277,27 +267,230 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
     return _to_device(batch, device, channels_last)
 
 
-def train(
-    recipe: str | os.PathLike | Mapping[str, Any],
-    dataset,
-    *,
-    iters: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device = "cpu",
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool = False,
-    resume: bool = False,
-    out: str | os.PathLike | None = None,
-    seed: int = 0,
-    preset: str | None = None,
-    root: str | os.PathLike | None = None,
-    save_every: int | None = None,
-    log_every: int | None = None,
-    progress: bool = True,
-    overrides: Mapping[str, Any] | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class _Schedule:
+    """The resolved schedule: total iterations, per-process batch size, checkpoint and log intervals."""
+
+    total: int
+    batch: int
+    save_interval: int
+    log_interval: int
+
+
+def _resolve_schedule(recipe: str | os.PathLike | Mapping[str, Any], *, preset: str | None,
+                      overrides: Mapping[str, Any] | None, iters: int | None, batch_size: int | None,
+                      save_every: int | None, log_every: int | None) -> tuple[Recipe, _Schedule]:
+    """The recipe with the schedule arguments merged in as overrides, and its schedule (arguments as in
+    :func:`train`)."""
+    overrides = dict(overrides or {})
+    for key, value in (("schedule.iters", iters), ("schedule.batch_size", batch_size),
+                       ("schedule.save_every", save_every), ("schedule.log_every", log_every)):
+        if value is not None:
+            if not isinstance(value, int) or value <= 0:
+                raise InputError(f"{key.split('.')[1]} must be a positive integer, got {value!r}")
+            overrides[key] = value
+    recipe = resolve_recipe(recipe, preset=preset, overrides=overrides)
+    schedule = recipe.section("schedule")
+    if "iters" not in schedule:
+        raise InputError(f"recipe {recipe.path}: schedule.iters is not set; pass iters=")
+    total = int(schedule["iters"])
+    return recipe, _Schedule(total=total, batch=int(schedule.get("batch_size", 1)),
+                             save_interval=int(schedule.get("save_every", min(1000, total))),
+                             log_interval=int(schedule.get("log_every", 10)))
+
+
+def _resume_or_archive(run_dir: Path, *, resume: bool, main: bool, log: _Log, device: torch.device,
+                       recipe: Recipe, seed: int, data_info: dict[str, Any], modules: Mapping[str, torch.nn.Module],
+                       optimizers: Any, schedulers: Any, scaler: Any, data: TrainingData) -> int:
+    """The iteration to start from: restored from the run folder's latest good checkpoint when ``resume`` (after
+    checking it was trained with the same recipe, seed and data), else 0, archiving what a fresh run would
+    replace (rank 0). Every rank waits for the others before returning."""
+    start = 0
+    if resume:
+        found = ckpt.latest(run_dir)
+        # Only when checkpoint.pt was passed over: naming the bad files costs another full read.
+        bad = ckpt.unreadable(run_dir) if found is None or found.name != ckpt.CHECKPOINT_NAME else []
+        if found is None and bad:
+            raise InputError(f"cannot resume in {run_dir}: no readable checkpoint; " + "; ".join(bad)
+                             + ". Run without --resume to start afresh (the unreadable files are then kept "
+                             "as checkpoint-unreadable-<n>.pt, not overwritten).")
+        if found is None:
+            log.write(f"resume: no checkpoint in {run_dir}; starting from iteration 0")
+        else:
+            if found.name == ckpt.PREVIOUS_NAME:
+                msg = f"resume: {'; '.join(bad)}; resuming from the previous checkpoint {found}"
+                log.write(msg)
+                print(msg, file=sys.stderr)
+            state = ckpt.load_checkpoint(found, map_location=device)
+            _check_resumable(state, found, recipe=recipe, seed=seed, data_info=data_info)
+            start = ckpt.restore_training(state, modules=modules, optimizers=optimizers, schedulers=schedulers,
+                                          scaler=scaler, data=data, path=str(found))
+            log.write(f"resumed from {found} at iteration {start}")
+    elif main and run_dir.exists():
+        _archive_previous(run_dir)
+    dist_utils.barrier()
+    return start
+
+
+def _check_resumable(state: Mapping[str, Any], found: Path, *, recipe: Recipe, seed: int,
+                     data_info: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint trained with another recipe, seed or data (InputError naming it)."""
+    stored = state.get("recipe", {})
+    if resume_key(stored) != resume_key(recipe):
+        raise InputError(
+            f"cannot resume from {found}: it was trained with recipe hash {state.get('recipe_hash')} "
+            f"(preset {stored.get('preset')!r}), this run resolves to {recipe.hash} (preset {recipe.preset!r}); "
+            "use the same recipe, preset and batch size, or train without --resume")
+    if int(state.get("seed", seed)) != int(seed):
+        raise InputError(f"cannot resume from {found}: it was trained with seed {state.get('seed')}, "
+                         f"this run has seed {seed}; use the same seed, or train without --resume")
+    if "dataset_info" in state and dict(state["dataset_info"]) != data_info:
+        raise InputError(f"cannot resume from {found}: it was trained on {state['dataset_info']}, this "
+                         f"run's data is {data_info}; use the same dataset options and resolution, or "
+                         "train without --resume")
+
+
+def _checkpoint_saver(ckpt_path: Path, settings: Mapping[str, Any], *, recipe: Recipe, main: bool, log: _Log,
+                      modules: Mapping[str, torch.nn.Module], optimizers: Any, schedulers: Any, scaler: Any,
+                      data: TrainingData) -> Callable[[int], None]:
+    """``save(iteration)``: rank 0 writes the training state to ``ckpt_path`` (rotating the previous one; a
+    warning about a corrupt file is logged and printed); every rank then waits for it. ``settings`` are the
+    run settings written to ``recipe.json`` (see :func:`train`); the checkpoint's metadata repeats some."""
+    total = settings["iters"]
+
+    def save(iteration: int) -> None:
+        if main:
+            state = ckpt.training_state(
+                modules=modules, optimizers=optimizers, schedulers=schedulers, iteration=iteration,
+                data_state=data.state_dict(), recipe=recipe, recipe_hash=recipe.hash, scaler=scaler,
+                extra={"dataset": settings["dataset"], "preset": recipe.preset, "method": recipe.name,
+                       "seed": settings["seed"], "iters": total, "complete": iteration >= total,
+                       "amp": settings["amp"], "world_size": settings["world_size"],
+                       "identity": settings["identity"], "dataset_info": settings["dataset_info"],
+                       "task_info": settings["task"]})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ckpt.save_checkpoint(ckpt_path, state)
+            for w in caught:  # a corrupt checkpoint.pt that was not rotated: say so plainly, once per save
+                log.write(str(w.message))
+                print(f"warning: {w.message}", file=sys.stderr)
+        dist_utils.barrier()
+
+    return save
+
+
+def _check_finite(values: Mapping[str, float], device: torch.device, *, iteration: int, total: int,
+                  run_dir: Path, main: bool, log: _Log) -> None:
+    """The finite-loss guard: stop every rank when any rank's loss terms of this iteration are not finite.
+
+    Raises:
+        TrainingDivergedError: naming the iteration, the loss term (when on this rank) and the last good
+            checkpoint (the weights after this step are not saved).
+    """
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if dist_utils.any_true(bool(bad), device):
+        last = ckpt.latest(run_dir) if main else None
+        term = f"{bad[0]} = {values[bad[0]]}" if bad else "a loss on another rank"
+        msg = (f"training stopped: non-finite loss at iteration {iteration + 1} of {total} ({term}); "
+               f"weights after this step were not saved; last good checkpoint: "
+               f"{last if last else 'none (no checkpoint was written yet)'}")
+        log.write(msg)
+        raise TrainingDivergedError(msg)
+
+
+class _Progress:
+    """Progress of the loop: the bar (rank 0, when shown) and every ``log_interval`` iterations (and at the
+    end) a log line with the loss terms averaged over ranks and the speed since the previous line."""
+
+    def __init__(self, log: _Log, *, total: int, start: int, log_interval: int, device: torch.device, main: bool,
+                 show: bool, name: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.log, self.total, self.log_interval, self.device, self.main = log, total, log_interval, device, main
+        self.bar = tqdm(total=total, initial=start, disable=not (main and show), desc=f"train {name}",
+                        unit="it", dynamic_ncols=True)
+        self.t0, self.done_since_log = time.perf_counter(), 0
+
+    def step(self, done: int, values: Mapping[str, float]) -> None:
+        """Record that iteration ``done`` (1-based) finished with the loss terms ``values``."""
+        self.done_since_log += 1
+        if self.main:
+            self.bar.update(1)
+            total_loss = sum(values.values())
+            self.bar.set_postfix(loss=f"{total_loss:.4g}", refresh=False)
+        if done % self.log_interval == 0 or done == self.total:
+            mean = dist_utils.mean_over_ranks(values, self.device)
+            elapsed = time.perf_counter() - self.t0
+            speed = self.done_since_log / elapsed if elapsed > 0 else float("nan")
+            self.log.write(f"iter {done}/{self.total} " + " ".join(f"{k}={v:.6g}" for k, v in sorted(mean.items()))
+                           + f" it/s={speed:.3f}")
+            self.t0, self.done_since_log = time.perf_counter(), 0
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _resolve_device(device: str | torch.device) -> tuple[torch.device, Any]:
+    """(this process's device, distributed info): parses a device name, sets up ``torchrun`` ranks."""
+    if isinstance(device, str):
+        from hdrbench.options import parse_device
+
+        device = parse_device(device, "device")
+    info = dist_utils.init_distributed(device)
+    device = dist_utils.local_device(device, info)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but CUDA is not available")
+    return device, info
+
+
+def _write_settings(run_dir: Path, log: _Log, recipe: Recipe, settings: Mapping[str, Any], *, start: int) -> None:
+    """Write ``recipe.json`` (the resolved recipe and the run settings) and the log's start line (rank 0)."""
+    atomic_write_text(run_dir / "recipe.json", json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    log.write(f"start {recipe.name} (preset {recipe.preset}, hash {recipe.hash}) on {settings['dataset']}: "
+              f"iterations {start}..{settings['iters']}, batch {settings['batch_size_per_process']} x "
+              f"{settings['world_size']} processes, device {settings['device']}, amp {settings['amp']}, "
+              f"channels_last {settings['channels_last']}, compile {settings['compile']}, seed {settings['seed']}")
+
+
+def _loop(task: TrainTask, data: TrainingData, save: Callable[[int], None], progress_log: _Progress, *,
+          start: int, sched: _Schedule, device: torch.device, amp: str | None, channels_last: bool, run_dir: Path,
+          main: bool, log: _Log) -> None:
+    """Iterations ``start..total``: one task step each, the finite-loss guard, progress, checkpoints; a run
+    already at its total only gets its checkpoint written when there is none."""
+    total, scaler = sched.total, task.scaler
+    autocast = autocast_context(device, amp)
+    if start >= total and main:
+        msg = (f"nothing to train: the checkpoint in {run_dir} is already at iteration {start} of {total} "
+               "(pass a larger iters to continue it)")
+        log.write(msg)
+        print(msg, file=sys.stderr)
+    for it in range(start, total):
+        batch_data = _to_device(data.next_batch(), device, channels_last)
+        with autocast:
+            losses = task.train_step(batch_data, it)
+        if scaler is not None:
+            scaler.update()
+        values = {k: float(v) for k, v in losses.items()}
+        _check_finite(values, device, iteration=it, total=total, run_dir=run_dir, main=main, log=log)
+        done = it + 1
+        progress_log.step(done, values)
+        if done % sched.save_interval == 0 or done == total:
+            save(done)
+    if start >= total and not (run_dir / ckpt.CHECKPOINT_NAME).exists():
+        save(start)
+
+
+def train(recipe: str | os.PathLike | Mapping[str, Any], dataset, *, iters: int | None = None,
+          batch_size: int | None = None, device: str | torch.device = "cpu", amp: str | None = None,
+          channels_last: bool = False, compile: bool = False, resume: bool = False,
+          out: str | os.PathLike | None = None, seed: int = 0, preset: str | None = None,
+          root: str | os.PathLike | None = None, save_every: int | None = None, log_every: int | None = None,
+          progress: bool = True, overrides: Mapping[str, Any] | None = None) -> Path:
     """Train a recipe on a dataset and return the final checkpoint's path.
+
+    Stages: :func:`_resolve_schedule`, :func:`_resolve_device`, :func:`_resume_or_archive`, then the loop
+    (:func:`_loop`) with its finite-loss guard (:func:`_check_finite`), progress logging (:class:`_Progress`)
+    and checkpoints (:func:`_checkpoint_saver`).
 
     Args:
         recipe: recipe name, path to a ``.toml`` file, or a resolved :class:`Recipe`.
@@ -335,35 +528,13 @@ def train(
     """
     if amp not in (None, "bf16", "fp16"):
         raise InputError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
-    overrides = dict(overrides or {})
-    for key, value in (("schedule.iters", iters), ("schedule.batch_size", batch_size),
-                       ("schedule.save_every", save_every), ("schedule.log_every", log_every)):
-        if value is not None:
-            if not isinstance(value, int) or value <= 0:
-                raise InputError(f"{key.split('.')[1]} must be a positive integer, got {value!r}")
-            overrides[key] = value
-    recipe = resolve_recipe(recipe, preset=preset, overrides=overrides)
-    schedule = recipe.section("schedule")
-    if "iters" not in schedule:
-        raise InputError(f"recipe {recipe.path}: schedule.iters is not set; pass iters=")
-    total = int(schedule["iters"])
-    batch = int(schedule.get("batch_size", 1))
-    save_interval = int(schedule.get("save_every", min(1000, total)))
-    log_interval = int(schedule.get("log_every", 10))
-    rhash = recipe.hash
+    recipe, sched = _resolve_schedule(recipe, preset=preset, overrides=overrides, iters=iters, batch_size=batch_size,
+                                      save_every=save_every, log_every=log_every)
 
-    if isinstance(device, str):
-        from hdrbench.options import parse_device
-
-        device = parse_device(device, "device")
-    info = dist_utils.init_distributed(device)
-    device = dist_utils.local_device(device, info)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but CUDA is not available")
+    device, info = _resolve_device(device)
     dataset_obj, dataset_name = resolve_dataset(dataset, root)
     run_dir = run_dir_for(recipe.name, dataset_name, out)
     data_info = dataset_identity(dataset_obj, dataset_name)
-    identity = training_identity(recipe, data_info, seed)
     ckpt_path = run_dir / ckpt.CHECKPOINT_NAME
     main = info.is_main
     if main:  # an unwritable run folder fails now, not at the first checkpoint
@@ -375,128 +546,32 @@ def train(
     with deterministic(device):
         seed_everything(seed)
         task = prepare_task(recipe, device, amp=amp, channels_last=channels_last, compile=compile)
-        modules = task.modules()
-        optimizers = task.optimizers()
-        schedulers = task.schedulers()
-        scaler = task.scaler
+        modules, optimizers, schedulers, scaler = task.modules(), task.optimizers(), task.schedulers(), task.scaler
         hooks = dist_utils.synchronize_gradients(optimizers)
-        data = TrainingData(dataset_obj, recipe.section("data"), batch_size=batch, seed=seed,
+        data = TrainingData(dataset_obj, recipe.section("data"), batch_size=sched.batch, seed=seed,
                             rank=info.rank, world_size=info.world_size)
-
-        start = 0
-        if resume:
-            found = ckpt.latest(run_dir)
-            # Only when checkpoint.pt was passed over: naming the bad files costs another full read.
-            bad = ckpt.unreadable(run_dir) if found is None or found.name != ckpt.CHECKPOINT_NAME else []
-            if found is None and bad:
-                raise InputError(f"cannot resume in {run_dir}: no readable checkpoint; " + "; ".join(bad)
-                                 + ". Run without --resume to start afresh (the unreadable files are then kept "
-                                 "as checkpoint-unreadable-<n>.pt, not overwritten).")
-            if found is None:
-                log.write(f"resume: no checkpoint in {run_dir}; starting from iteration 0")
-            else:
-                if found.name == ckpt.PREVIOUS_NAME:
-                    msg = f"resume: {'; '.join(bad)}; resuming from the previous checkpoint {found}"
-                    log.write(msg)
-                    print(msg, file=sys.stderr)
-                state = ckpt.load_checkpoint(found, map_location=device)
-                stored = state.get("recipe", {})
-                if resume_key(stored) != resume_key(recipe):
-                    raise InputError(
-                        f"cannot resume from {found}: it was trained with recipe hash {state.get('recipe_hash')} "
-                        f"(preset {stored.get('preset')!r}), this run resolves to {rhash} (preset {recipe.preset!r}); "
-                        "use the same recipe, preset and batch size, or train without --resume")
-                if int(state.get("seed", seed)) != int(seed):
-                    raise InputError(f"cannot resume from {found}: it was trained with seed {state.get('seed')}, "
-                                     f"this run has seed {seed}; use the same seed, or train without --resume")
-                if "dataset_info" in state and dict(state["dataset_info"]) != data_info:
-                    raise InputError(f"cannot resume from {found}: it was trained on {state['dataset_info']}, this "
-                                     f"run's data is {data_info}; use the same dataset options and resolution, or "
-                                     "train without --resume")
-                start = ckpt.restore_training(state, modules=modules, optimizers=optimizers, schedulers=schedulers,
-                                              scaler=scaler, data=data, path=str(found))
-                log.write(f"resumed from {found} at iteration {start}")
-        elif main and run_dir.exists():
-            _archive_previous(run_dir)
-        dist_utils.barrier()
-
-        task_info = task.describe()
-        settings = {"recipe": dict(recipe), "recipe_hash": rhash, "task": task_info, "dataset": dataset_name,
-                    "seed": seed, "identity": identity, "dataset_info": data_info,
-                    "device": str(device), "amp": amp, "channels_last": channels_last, "compile": compile,
-                    "world_size": info.world_size, "batch_size_per_process": batch, "iters": total}
+        parts = {"modules": modules, "optimizers": optimizers, "schedulers": schedulers, "scaler": scaler,
+                 "data": data}
+        start = _resume_or_archive(run_dir, resume=resume, main=main, log=log, device=device, recipe=recipe,
+                                   seed=seed, data_info=data_info, **parts)
+        settings = {"recipe": dict(recipe), "recipe_hash": recipe.hash, "task": task.describe(),
+                    "dataset": dataset_name, "seed": seed, "identity": training_identity(recipe, data_info, seed),
+                    "dataset_info": data_info, "device": str(device), "amp": amp, "channels_last": channels_last,
+                    "compile": compile, "world_size": info.world_size, "batch_size_per_process": sched.batch,
+                    "iters": sched.total}
         if main:
-            atomic_write_text(run_dir / "recipe.json", json.dumps(settings, indent=2, sort_keys=True) + "\n")
-            log.write(f"start {recipe.name} (preset {recipe.preset}, hash {rhash}) on {dataset_name}: "
-                      f"iterations {start}..{total}, batch {batch} x {info.world_size} processes, device {device}, "
-                      f"amp {amp}, channels_last {channels_last}, compile {compile}, seed {seed}")
+            _write_settings(run_dir, log, recipe, settings, start=start)
+        save = _checkpoint_saver(ckpt_path, settings, recipe=recipe, main=main, log=log, **parts)
 
-        def save(iteration: int) -> None:
-            if main:
-                state = ckpt.training_state(
-                    modules=modules, optimizers=optimizers, schedulers=schedulers, iteration=iteration,
-                    data_state=data.state_dict(), recipe=recipe, recipe_hash=rhash, scaler=scaler,
-                    extra={"dataset": dataset_name, "preset": recipe.preset, "method": recipe.name, "seed": seed,
-                           "iters": total, "complete": iteration >= total, "amp": amp,
-                           "world_size": info.world_size, "identity": identity, "dataset_info": data_info,
-                           "task_info": task_info})
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    ckpt.save_checkpoint(ckpt_path, state)
-                for w in caught:  # a corrupt checkpoint.pt that was not rotated: say so plainly, once per save
-                    log.write(str(w.message))
-                    print(f"warning: {w.message}", file=sys.stderr)
-            dist_utils.barrier()
-
-        autocast = autocast_context(device, amp)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=start, disable=not (main and progress), desc=f"train {recipe.name}",
-                   unit="it", dynamic_ncols=True)
         for module in modules.values():
             module.train()
-        t0, done_since_log = time.perf_counter(), 0
+        progress_log = _Progress(log, total=sched.total, start=start, log_interval=sched.log_interval,
+                                 device=device, main=main, show=progress, name=recipe.name)
         try:
-            if start >= total and main:
-                msg = (f"nothing to train: the checkpoint in {run_dir} is already at iteration {start} of {total} "
-                       "(pass a larger iters to continue it)")
-                log.write(msg)
-                print(msg, file=sys.stderr)
-            for it in range(start, total):
-                batch_data = _to_device(data.next_batch(), device, channels_last)
-                with autocast:
-                    losses = task.train_step(batch_data, it)
-                if scaler is not None:
-                    scaler.update()
-                values = {k: float(v) for k, v in losses.items()}
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                if dist_utils.any_true(bool(bad), device):
-                    last = ckpt.latest(run_dir) if main else None
-                    term = f"{bad[0]} = {values[bad[0]]}" if bad else "a loss on another rank"
-                    msg = (f"training stopped: non-finite loss at iteration {it + 1} of {total} ({term}); "
-                           f"weights after this step were not saved; last good checkpoint: "
-                           f"{last if last else 'none (no checkpoint was written yet)'}")
-                    log.write(msg)
-                    raise TrainingDivergedError(msg)
-                done = it + 1
-                done_since_log += 1
-                if main:
-                    bar.update(1)
-                    total_loss = sum(values.values())
-                    bar.set_postfix(loss=f"{total_loss:.4g}", refresh=False)
-                if done % log_interval == 0 or done == total:
-                    mean = dist_utils.mean_over_ranks(values, device)
-                    elapsed = time.perf_counter() - t0
-                    speed = done_since_log / elapsed if elapsed > 0 else float("nan")
-                    log.write(f"iter {done}/{total} " + " ".join(f"{k}={v:.6g}" for k, v in sorted(mean.items()))
-                              + f" it/s={speed:.3f}")
-                    t0, done_since_log = time.perf_counter(), 0
-                if done % save_interval == 0 or done == total:
-                    save(done)
-            if start >= total and not ckpt_path.exists():
-                save(start)
+            _loop(task, data, save, progress_log, start=start, sched=sched, device=device, amp=amp,
+                  channels_last=channels_last, run_dir=run_dir, main=main, log=log)
         finally:
-            bar.close()
+            progress_log.close()
             for handle in hooks:
                 handle.remove()
     if main:

@@ -117,6 +117,9 @@ def mitsunaga_nayar_inverse_crf(
 ) -> PolynomialCRF:
     """Fit Mitsunaga-Nayar polynomial inverse CRFs, batched over scenes and channels.
 
+    One function on purpose: it follows the reference algorithm (sampling, polynomial solve, ratio
+    updates, balance) step by step, in its order, so it can be read side by side with the published method.
+
     Args:
         stack: ``(N, E, C, H, W)`` LDR stack in [0, 1]; any exposure order (sorted internally by time).
         exposure_times: ``(E,)`` or ``(N, E)`` positive relative exposure times: the initial ratios.

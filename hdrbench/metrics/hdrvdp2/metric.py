@@ -113,6 +113,10 @@ def hdrvdp2(
     The metric is asymmetric: ``test`` comes first. The pixel difference mask divides by the reference,
     and the base band is padded with the reference's mean, so swapping the arguments can change Q.
 
+    One function on purpose: it follows the reference implementation's main routine step by step (optics,
+    receptors, pyramid, CSF, masking, pooling), in its order, so that each stage can be read side by side
+    with the algorithm and compared with the reference's per-stage values; the stages it calls are separate.
+
     Args:
         test: (N, C, H, W) distorted images, linear, absolute luminance in cd/m^2 (>= 0, finite).
         reference: (N, C, H, W) reference images, same units and shape.
