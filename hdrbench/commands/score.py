@@ -120,11 +120,10 @@ def _json_number(v: float) -> float | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hdrbench import __version__
     from hdrbench.errors import InputError
     from hdrbench.metrics import protocols as proto_mod
     from hdrbench.metrics.pu21 import rgb_to_luminance
-    from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, compute_ldr_metrics, get_metric
+    from hdrbench.metrics.registry import compute_ldr_metrics
     from hdrbench.outputs import check_output_file
 
     if folder_mode(args):
@@ -134,33 +133,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.pmap, "--pmap", suffixes=(".png",))
     if args.out:
         check_output_file(args.out, "--out", suffixes=(".json",))
-    test, test_img = _load(args.test)
-    ref, ref_img = _load(args.reference)
-    if test.shape != ref.shape:
-        raise InputError(
-            f"--test {args.test} is {test.shape[-1]}x{test.shape[-2]} but --reference {args.reference} is"
-            f" {ref.shape[-1]}x{ref.shape[-2]} (width x height); the images must be the same size"
-        )
-    if test_img.encoding != ref_img.encoding:
-        raise InputError(
-            f"--test {args.test} is {test_img.encoding} ({test_img.format}) but --reference {args.reference} is"
-            f" {ref_img.encoding} ({ref_img.format}); score two linear HDR files or two display-referred files"
-        )
+    test, ref, test_img = _load_pair(args)
     height, width = test.shape[-2:]
     hdr = test_img.encoding == "linear"
-    if hdr:
-        _check_hdr_file("--test", args.test, test)
-        _check_hdr_file("--reference", args.reference, ref)
-    if args.metrics:
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    else:
-        metrics = list(DEFAULT_HDR_METRICS if hdr else LDR_DEFAULT)
-        if min(height, width) >= MS_SSIM_MIN_SIDE:
-            metrics.append("pu21-msssim" if hdr else "ms-ssim")
-    for m in metrics:
-        get_metric(m)  # unknown names fail here, with did-you-mean
-    if args.pmap and "hdrvdp2" not in metrics and "hdrvdp2-pdet" not in metrics:
-        metrics.append("hdrvdp2")
+    metrics = _choose_metrics(args, hdr, height, width)
 
     details: dict = {}
     protocol = None
@@ -182,12 +158,75 @@ def run(args: argparse.Namespace) -> int:
             test, ref, metrics=metrics, allow_small_window=args.allow_small_window, details=details
         )
 
+    result = _result(args, test_img.encoding, width, height, values, details, protocol)
+    if "hdrvdp2" in details and args.pmap:
+        from hdrbench.report.figures import write_pmap
+
+        write_pmap(args.pmap, details["hdrvdp2"].P_map[0], ref[0])
+        result["pmap"] = str(args.pmap)
+    if args.out:
+        from hdrbench.atomic import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_summary(result, sys.stdout)
+    return 0
+
+
+def _load_pair(args: argparse.Namespace):
+    """Read --test and --reference and check they can be scored together: (test, reference, test's LoadedImage)."""
+    from hdrbench.errors import InputError
+
+    test, test_img = _load(args.test)
+    ref, ref_img = _load(args.reference)
+    if test.shape != ref.shape:
+        raise InputError(
+            f"--test {args.test} is {test.shape[-1]}x{test.shape[-2]} but --reference {args.reference} is"
+            f" {ref.shape[-1]}x{ref.shape[-2]} (width x height); the images must be the same size"
+        )
+    if test_img.encoding != ref_img.encoding:
+        raise InputError(
+            f"--test {args.test} is {test_img.encoding} ({test_img.format}) but --reference {args.reference} is"
+            f" {ref_img.encoding} ({ref_img.format}); score two linear HDR files or two display-referred files"
+        )
+    if test_img.encoding == "linear":
+        _check_hdr_file("--test", args.test, test)
+        _check_hdr_file("--reference", args.reference, ref)
+    return test, ref, test_img
+
+
+def _choose_metrics(args: argparse.Namespace, hdr: bool, height: int, width: int) -> list[str]:
+    """--metrics, or the default list for the input kind (MS-SSIM only where the image has room for it); unknown
+    names fail here with did-you-mean, and --pmap adds HDR-VDP-2."""
+    from hdrbench.metrics.registry import DEFAULT_HDR_METRICS, get_metric
+
+    if args.metrics:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    else:
+        metrics = list(DEFAULT_HDR_METRICS if hdr else LDR_DEFAULT)
+        if min(height, width) >= MS_SSIM_MIN_SIDE:
+            metrics.append("pu21-msssim" if hdr else "ms-ssim")
+    for m in metrics:
+        get_metric(m)
+    if args.pmap and "hdrvdp2" not in metrics and "hdrvdp2-pdet" not in metrics:
+        metrics.append("hdrvdp2")
+    return metrics
+
+
+def _result(args: argparse.Namespace, encoding: str, width: int, height: int, values: dict, details: dict,
+            protocol) -> dict:
+    """The JSON-serialisable result of one pair (what --json prints and --out writes)."""
+    from hdrbench import __version__
+    from hdrbench.metrics.registry import get_metric
+
     result = {
         "test": str(args.test),
         "reference": str(args.reference),
         "width": int(width),
         "height": int(height),
-        "input_encoding": test_img.encoding,
+        "input_encoding": encoding,
         "metrics": {k: _json_number(float(v[0])) for k, v in values.items()},
         "metric_versions": {k: get_metric(k).version for k in values},
         "windows": details.get("windows", {}),
@@ -210,21 +249,7 @@ def run(args: argparse.Namespace) -> int:
             "C_max": float(res.C_max[0]),
             "version": str(getattr(res, "version", get_metric("hdrvdp2").version)),
         }
-        if args.pmap:
-            from hdrbench.report.figures import write_pmap
-
-            write_pmap(args.pmap, res.P_map[0], ref[0])
-            result["pmap"] = str(args.pmap)
-
-    if args.out:
-        from hdrbench.atomic import atomic_write_text
-
-        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _print_summary(result, sys.stdout)
-    return 0
+    return result
 
 
 #: Pairs with more pixels than this report each metric on stderr as it starts (they take seconds to minutes).

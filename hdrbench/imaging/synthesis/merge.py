@@ -223,39 +223,58 @@ def merge_stack(
     times = check_exposure_times(exposure_times, n, e, device=stack.device)
     common = merge == "log" and lookup == "nearest" and slope == "centred" and not differentiable_weights
     table = _fusable_table(stack, times, inverse_crf, calibration) if common and backend != "generic" else None
-    t = times.to(stack.dtype).view(n, e, 1, 1, 1)
     if table is not None:
         # Common case in one autograd node (see ``fused``); same values and gradients as the graph below.
-        log_table, slope_tab = log_tables(table, table_floor, log_delta)
-        lin_table = table.clamp_min(table_floor)
-        lin_slope = slope_table(table).masked_fill(table < table_floor, 0.0)
-        # Name and bounds errors here: the native kernels and the compiled graph evaluate the weights themselves.
-        weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)
-        if backend == "auto" and native_kernels.supports(stack, weight, mean_weight):
-            hdr = NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
-                                            float(saturation), str(weight).lower(),
-                                            tuple(float(b) for b in weight_bounds), saturation_fallback)
-            return MergeResult(hdr=hdr, inverse_crf=table)
-        if backend != "compiled":
-            w = _weights(stack.detach(), weight, weight_bounds, mean_weight)
-            hdr = TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
-                                      float(saturation), saturation_fallback)
-            return MergeResult(hdr=hdr, inverse_crf=table)
-        lo, hi = (float(b) for b in weight_bounds)
-        hdr, total = compiled_log_merge()(stack, torch.log(t.view(n, e)), log_table.reshape(-1),
-                                          slope_tab.reshape(-1), str(weight).lower(), lo, hi, bool(mean_weight))
-        ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation, fallback=saturation_fallback)
-        if ni.numel():
-            x = stack[ni, ei, ci, hi, wi]
-            k = (ni * c + ci) * N_LEVELS + torch.round(x.detach() * (N_LEVELS - 1)).long().clamp_(0, N_LEVELS - 1)
-            lin = torch.take(lin_table, k) + (x - x.detach()) * torch.take(lin_slope, k)  # value T, slope S
-            hdr = hdr.index_put((ni, ci, hi, wi), lin / times[ni, ei].to(stack.dtype))
+        hdr = _merge_tabulated(stack, times, table, weight=weight, weight_bounds=weight_bounds,
+                               mean_weight=mean_weight, table_floor=table_floor, log_delta=log_delta,
+                               saturation=saturation, saturation_fallback=saturation_fallback, backend=backend)
         return MergeResult(hdr=hdr, inverse_crf=table)
-
     lin, table = linearize_stack(
         stack, times, inverse_crf, lookup=lookup, slope=slope, gamma=gamma, calibration=calibration
     )
-    lin = lin.clamp_min(table_floor)
+    hdr = _merge_graph(stack, times, lin.clamp_min(table_floor), merge=merge, weight=weight,
+                       weight_bounds=weight_bounds, mean_weight=mean_weight,
+                       differentiable_weights=differentiable_weights, log_delta=log_delta, saturation=saturation,
+                       saturation_fallback=saturation_fallback)
+    return MergeResult(hdr=hdr, inverse_crf=table)
+
+
+def _merge_tabulated(stack, times, table, *, weight, weight_bounds, mean_weight, table_floor, log_delta, saturation,
+                     saturation_fallback, backend) -> torch.Tensor:
+    """The common case of :func:`merge_stack` (tabulated curve, nearest lookup, centred slope, log merge, detached
+    weights) on the native kernels (``backend="auto"`` where they apply), the torch node or the compiled graph."""
+    n, e, c = stack.shape[:3]
+    t = times.to(stack.dtype).view(n, e, 1, 1, 1)
+    log_table, slope_tab = log_tables(table, table_floor, log_delta)
+    lin_table = table.clamp_min(table_floor)
+    lin_slope = slope_table(table).masked_fill(table < table_floor, 0.0)
+    # Name and bounds errors here: the native kernels and the compiled graph evaluate the weights themselves.
+    weight_function(stack[:1, :1, :1, :1, :1].detach(), weight, bounds=weight_bounds)
+    if backend == "auto" and native_kernels.supports(stack, weight, mean_weight):
+        return NativeTableLogMerge.apply(stack, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
+                                         float(saturation), str(weight).lower(),
+                                         tuple(float(b) for b in weight_bounds), saturation_fallback)
+    if backend != "compiled":
+        w = _weights(stack.detach(), weight, weight_bounds, mean_weight)
+        return TableLogMerge.apply(stack, w, times.to(stack.dtype), log_table, slope_tab, lin_table, lin_slope,
+                                   float(saturation), saturation_fallback)
+    lo, hi = (float(b) for b in weight_bounds)
+    hdr, total = compiled_log_merge()(stack, torch.log(t.view(n, e)), log_table.reshape(-1),
+                                      slope_tab.reshape(-1), str(weight).lower(), lo, hi, bool(mean_weight))
+    ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation, fallback=saturation_fallback)
+    if ni.numel():
+        x = stack[ni, ei, ci, hi, wi]
+        k = (ni * c + ci) * N_LEVELS + torch.round(x.detach() * (N_LEVELS - 1)).long().clamp_(0, N_LEVELS - 1)
+        lin = torch.take(lin_table, k) + (x - x.detach()) * torch.take(lin_slope, k)  # value T, slope S
+        hdr = hdr.index_put((ni, ci, hi, wi), lin / times[ni, ei].to(stack.dtype))
+    return hdr
+
+
+def _merge_graph(stack, times, lin, *, merge, weight, weight_bounds, mean_weight, differentiable_weights, log_delta,
+                 saturation, saturation_fallback) -> torch.Tensor:
+    """Every other case of :func:`merge_stack` as a plain autograd graph over the linearised stack ``lin``."""
+    n, e = stack.shape[:2]
+    t = times.to(stack.dtype).view(n, e, 1, 1, 1)
     src = stack if differentiable_weights else stack.detach()
     w = _weights(src, weight, weight_bounds, mean_weight)
     total = w.sum(1)
@@ -271,7 +290,7 @@ def merge_stack(
     ni, ei, ci, hi, wi = fallback_pixels(stack.detach(), total, times, saturation, fallback=saturation_fallback)
     if ni.numel():
         hdr = hdr.index_put((ni, ci, hi, wi), lin[ni, ei, ci, hi, wi] / times[ni, ei].to(stack.dtype))
-    return MergeResult(hdr=hdr, inverse_crf=table)
+    return hdr
 
 
 def _weights(x: torch.Tensor, weight: str, bounds, mean_weight: bool) -> torch.Tensor:
