@@ -47,13 +47,11 @@ def estimate_peak_bytes(metrics: Sequence[str], n_pixels: int, dtype: torch.dtyp
 
 def available_memory_bytes() -> int | None:
     """Memory the operating system reports as available (Linux ``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    from hdrbench.metrics.hdrvdp2.profiling import proc_kib_field
+
+    available = proc_kib_field("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available * 1024
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

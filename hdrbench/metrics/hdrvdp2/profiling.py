@@ -17,19 +17,28 @@ import time
 _ACTIVE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hdrvdp2_profile", default=None)
 
 
+def proc_kib_field(path: str, field: str) -> int | None:
+    """The value of ``field`` (in kB) of a Linux /proc file such as ``/proc/self/status`` or ``/proc/meminfo``;
+    None where the file or the field does not exist."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process in bytes (Linux ``VmHWM``; else ``getrusage`` maxrss; 0 if neither).
 
     ``VmHWM`` is preferred because ``getrusage``'s maxrss survives ``exec`` on Linux (a subprocess started by a
     large parent reports the parent's peak) and cannot be reset; ``VmHWM`` can be, with :func:`reset_peak_rss`.
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = proc_kib_field("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak * 1024
     try:
         import resource
     except ImportError:  # not on every platform
