@@ -14,20 +14,7 @@ from hdrbench.cli import main
 from hdrbench.errors import InputError
 from hdrbench.train import checkpoint as ckpt
 
-from test_train_toy import write_toy_recipe
-
-DATA = ["--dataset", "synthetic", "--dataset-option", "n_train=3", "--dataset-option", "n_test=2",
-        "--resolution", "32"]
-METRICS = ["--hdr-metrics", "pu21-psnr", "--stack-metrics", "psnr"]
-
-
-@pytest.fixture
-def recipe(tmp_path):
-    return write_toy_recipe(tmp_path / "recipes")
-
-
-def _run_dir(tmp_path):
-    return tmp_path / "runs" / "toy__synthetic"
+from test_cli_run import DATA, METRICS, _run_dir, recipe  # noqa: F401  (recipe: the shared fixture)
 
 
 def _trained(out: str) -> str:
