@@ -14,12 +14,14 @@ and the CSF noise N (1 / nCSF, or 1 for the base band):
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from .constants import constants
+from .fastmath import log_pow_, needs_grad
 from .resize import imresize
 
 
@@ -48,8 +50,9 @@ def _pick_orientations(m: torch.Tensor, n_orient: int) -> torch.Tensor:
 
 
 def iter_visible_differences(
-    bands: list, n: int, noise: Callable[[int], torch.Tensor | float], stages: dict | None = None
-) -> Iterator[tuple[int, torch.Tensor]]:
+    bands: list, n: int, noise: Callable[[int], torch.Tensor | float], stages: dict | None = None,
+    psychometric: bool = False,
+) -> Iterator[tuple]:
     """Per-band normalised visible differences D (before the psychometric exponent), one band at a time.
 
     Args:
@@ -61,10 +64,16 @@ def iter_visible_differences(
         noise: ``noise(b)`` -> the CSF noise N_nCSF of band b, (N, 1, h_b, w_b), or the float 1.0 (base band);
             called once per band, when the band is reached.
         stages: optional dict that receives intermediate masking terms (for debugging; keeps them all alive).
+        psychometric: also yield each band's psychometric version sign_pow(D / band_norm, pf) band_norm.
 
     Yields:
-        (b, D) with D of shape (N, O_b, h_b, w_b), in band order.
+        (b, D) with D of shape (N, O_b, h_b, w_b), in band order; (b, D, D_psy) with ``psychometric=True``.
+
+    When no band requires a gradient, the powers are computed as exponentials of shared logarithms
+    (:mod:`.fastmath`) with in-place arithmetic, and D_psy reuses log |D|; otherwise every step is a
+    differentiable ``torch`` operation with ``torch.pow``. Both give the same values up to rounding.
     """
+    fast = not needs_grad(*(b for b in bands if b is not None))
     c = constants()
     p, q = c.mask_p, c.mask_q
     n_bands = len(bands)
@@ -93,37 +102,90 @@ def iter_visible_differences(
         if xn is None:  # a pyramid with only the high-pass and base bands
             xn = torch.zeros_like(self_m)
         nz = noise(i)
-        # N_mask = band_norm (k_self (m / (N band_norm))^q + k_xo (xo / (N band_norm))^q + k_xn (xn / N)^q), with the
-        # per-pixel 1 / (N band_norm) computed once for the four orientations and the constant gains folded into
-        # one scaled sum (fewer passes over the bands; same value up to rounding).
-        inv = 1.0 / (nz * band_norm)
-        n_mask = torch.pow(self_m * inv, q).mul_(c.k_self * band_norm)
-        n_mask = n_mask.add_(xo.mul_(inv).pow_(q), alpha=c.k_xo * band_norm)
-        del xo
-        n_mask = n_mask.add_(torch.pow(xn * (inv * band_norm), q), alpha=c.k_xn * band_norm)
         diff = t - r
         if stages is None:
             del t, r, band
             bands[i] = None  # the band is no longer needed once its masking and difference are taken
             mm.pop(i - 1, None)
-        ex = sign_pow(diff / band_norm, p).mul_(band_norm)
-        n_p = nz**p if isinstance(nz, torch.Tensor) else torch.full_like(n_mask[:, :1], float(nz) ** p)
-        # hypot(a, b) = sqrt(a^2 + b^2) without overflowing float32 for large N^(2p) or N_mask^2.
-        den = torch.hypot(n_p.expand_as(n_mask), n_mask)
         if stages is not None:
-            d = ex / den
             stages.setdefault("band_diff", []).append(diff)
-            stages.setdefault("ex_diff", []).append(ex)
+            stages.setdefault("ex_diff", []).append(sign_pow(diff / band_norm, p).mul_(band_norm))
             stages.setdefault("self_mask", []).append(self_m)
-            stages.setdefault("mask_xn", []).append(xn)
+            stages.setdefault("mask_xn", []).append(xn.clone() if fast else xn)
+        if fast:
+            d, d_psy, n_mask = _differences_fast(diff, self_m, xo, xn, nz, i, psychometric, keep_n_mask=stages is not None)
+        else:
+            d, n_mask = _differences_autograd(diff, self_m, xo, xn, nz, i)
+            d_psy = sign_pow(d / band_norm, c.pf).mul_(band_norm) if psychometric else None
+        del xo, xn, diff
+        if stages is not None:
             stages.setdefault("N_mask", []).append(n_mask)
             stages.setdefault("D", []).append(d)
-        else:
-            del diff, xn, n_mask, self_m
-            d = ex.div_(den)
-        del den
-        yield i, d
-        del d
+        del n_mask
+        yield (i, d, d_psy) if psychometric else (i, d)
+        del d, d_psy
+
+
+def _differences_autograd(diff, self_m, xo, xn, nz, i):
+    """D and N_mask of band ``i`` with differentiable operations (``xo`` is overwritten)."""
+    c = constants()
+    p, q = c.mask_p, c.mask_q
+    band_norm = 2.0**i
+    # N_mask = band_norm (k_self (m / (N band_norm))^q + k_xo (xo / (N band_norm))^q + k_xn (xn / N)^q), with the
+    # per-pixel 1 / (N band_norm) computed once for the four orientations and the constant gains folded into
+    # one scaled sum (fewer passes over the bands; same value up to rounding).
+    inv = 1.0 / (nz * band_norm)
+    n_mask = torch.pow(self_m * inv, q).mul_(c.k_self * band_norm)
+    n_mask = n_mask.add_(xo.mul_(inv).pow_(q), alpha=c.k_xo * band_norm)
+    n_mask = n_mask.add_(torch.pow(xn * (inv * band_norm), q), alpha=c.k_xn * band_norm)
+    ex = sign_pow(diff / band_norm, p).mul_(band_norm)
+    n_p = nz**p if isinstance(nz, torch.Tensor) else torch.full_like(n_mask[:, :1], float(nz) ** p)
+    # hypot(a, b) = sqrt(a^2 + b^2) without overflowing float32 for large N^(2p) or N_mask^2.
+    den = torch.hypot(n_p.expand_as(n_mask), n_mask)
+    return ex / den, n_mask
+
+
+def _differences_fast(diff, self_m, xo, xn, nz, i, psychometric: bool, keep_n_mask: bool):
+    """D, D_psy (None unless ``psychometric``) and N_mask (None unless ``keep_n_mask``) of band ``i`` without autograd.
+
+    Same formulas as :func:`_differences_autograd` written with logarithms (b = band_norm, lb = ln b):
+
+    * each term k x^q / (N b)^q of N_mask (times b) is exp(q ln x + [ln(k b) - q ln N - q lb]), the bracket being
+      one (N, 1, h, w) plane shared by the orientations; ``xo`` and ``xn`` are overwritten by their logs;
+    * ln |D| = p ln|diff| + (1 - p) lb - ln hypot(N^p, N_mask), so D = sign(diff) exp(ln |D|) and
+      D_psy = sign(D) |D / b|^pf b = sign(diff) exp(pf ln|D| + (1 - pf) lb) share ln |D|.
+
+    A zero ``diff`` gives ln|diff| = -inf and D = D_psy = 0, as ``sign_pow`` does; zero masking terms give 0.
+    """
+    c = constants()
+    p, q, pf = c.mask_p, c.mask_q, c.pf
+    lb = math.log(2.0) * i
+    if isinstance(nz, torch.Tensor):
+        log_nz = torch.log(nz)
+        n_p = torch.exp(log_nz * p)
+        plane = log_nz.mul_(-q)  # -q ln N, (N, 1, h, w)
+    else:
+        n_p = torch.full_like(self_m[:, :1], float(nz) ** p)
+        plane = torch.full_like(self_m[:, :1], -q * math.log(float(nz)))
+    n_mask = log_pow_(torch.log(self_m), q, plane + (math.log(c.k_self) + (1.0 - q) * lb))
+    n_mask += log_pow_(torch.log_(xo), q, plane + (math.log(c.k_xo) + (1.0 - q) * lb))
+    n_mask += log_pow_(torch.log_(xn), q, plane.add_(math.log(c.k_xn) + lb))
+    del plane
+    # hypot(a, b) = sqrt(a^2 + b^2) without overflowing float32 for large N^(2p) or N_mask^2.
+    log_den = torch.hypot(n_p.expand_as(n_mask), n_mask).log_()
+    if not keep_n_mask:
+        n_mask = None
+    # x = ln|D| / p = ln|diff| - ln(den) / p + (1 - p) lb / p, kept as ln|diff| - ln(den) / p with the constant added in
+    # the exponents below (one pass less over the band).
+    x = torch.abs(diff).log_().sub_(log_den, alpha=1.0 / p)
+    del log_den
+    const = (1.0 - p) * lb  # ln|D| = p x + const
+    d = torch.add(x.new_tensor(const), x, alpha=p).exp_().copysign_(diff)
+    d_psy = None
+    if psychometric:
+        d_psy = torch.add(x.new_tensor(pf * const + (1.0 - pf) * lb), x, alpha=pf * p, out=x)
+        d_psy = d_psy.exp_().copysign_(diff)
+    return d, d_psy, n_mask
 
 
 def visible_differences(

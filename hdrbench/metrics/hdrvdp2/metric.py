@@ -199,18 +199,19 @@ def hdrvdp2(
     # peak holds one pyramid (test and reference) plus the psychometric bands, not several full copies.
     terms = torch.zeros((n, len(bands), 4), dtype=torch.float64, device=dev)
     psy: list = []
-    d_iter = masking.iter_visible_differences(bands, n, noise, keep)
+    # The masking also yields each band's psychometric version (sign_pow(D / band_norm, pf) band_norm), which it
+    # derives from the logarithms it already has when no gradient is needed.
+    d_iter = masking.iter_visible_differences(bands, n, noise, keep, psychometric=True)
     while True:
         with stage("masking", dev):
             item = next(d_iter, None)
         if item is None:
             break
-        i, d = item
+        i, d, d_psy = item
         with stage("pooling", dev):
             terms[:, i, : d.shape[1]] = pooling.band_term(d, diff_mask, float(weights[i]))
-        with stage("detection", dev):
-            psy.append(pooling.psychometric_band(d, i))
-        del d, item
+        psy.append(d_psy)
+        del d, d_psy, item
     del bands
     with stage("pooling", dev):
         q = pooling.quality(terms)
