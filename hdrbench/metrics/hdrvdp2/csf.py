@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .constants import constants
+from .fastmath import gather
 from .optics import cycdeg_image, fast_conv_fft
 from .resize import imresize
 
@@ -76,7 +77,7 @@ def lookup(table_row: torch.Tensor, log_la: torch.Tensor) -> torch.Tensor:
     idx = torch.floor(pos.detach()).clamp_(0, N_LA - 2)
     i = idx.long()
     slope = table_row[1:] - table_row[:-1]
-    return table_row[i] + slope[i] * (pos - idx)
+    return gather(table_row, i) + gather(slope, i) * (pos - idx)
 
 
 def band_csf(table_row: torch.Tensor, log_la: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""Powers through logarithms for the no-gradient path of the metric (the CPU's costliest element-wise work).
+"""Faster forms of the metric's costliest element-wise work on the CPU: powers through logarithms, table gathers.
 
 On the CPU ``torch.pow`` with a non-integer exponent costs about as much as five ``exp`` or ``log`` calls (float32,
 AVX2: 2.8 ms against 0.5-0.6 ms for 0.8 M elements, measured), and the masking model raises several factors of the
 same pixel to powers. Written as ``exp(e * log x)``, the logarithms of shared factors are taken once and the
 constant gains become additive terms of the exponent, so one ``exp`` per power remains.
 
-These functions are used only when no input requires a gradient: ``d/dx exp(e log x)`` is ``0 * inf = NaN`` at
+The power functions are used only when no input requires a gradient: ``d/dx exp(e log x)`` is ``0 * inf = NaN`` at
 ``x == 0``, where ``torch.pow``'s gradient is finite, so the differentiable path keeps ``torch.pow``.
 """
 
@@ -50,3 +50,12 @@ def log_pow_(log_x: torch.Tensor, e: float, log_scale: torch.Tensor | float = 0.
         if log_scale != 0.0:
             log_x.add_(log_scale)
     return log_x.exp_()
+
+
+def gather(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` for a 1-D ``table`` and an integer index tensor of any shape (a new tensor of idx's shape).
+
+    ``index_select`` on the flattened index: the same values as advanced indexing, about three times faster on
+    the CPU (measured for 0.4 M indices into a 2048-entry table).
+    """
+    return table.index_select(0, idx.reshape(-1)).view(idx.shape)
