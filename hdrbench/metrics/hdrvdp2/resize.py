@@ -55,7 +55,10 @@ def resize_matrix_np(n_in: int, n_out: int) -> np.ndarray:
 #: with the image side (the cost of a dense resize grows as pixels^1.5). Blocks of this many outputs read a
 #: contiguous input span of about BLOCK / scale + taps samples, which keeps the work linear in the pixels while
 #: each block is still one BLAS call.
-BLOCK = 64
+#: The work of a block is its rows times its span, about BLOCK / scale per output sample against the 4 / scale
+#: non-zeros, so smaller blocks do less needless work until the per-call overhead wins: nine of the metric's
+#: resizes at 512x384 took 8.1 ms with 32 against 9.6 ms with 64, 8.9 with 16 and 12.3 with 128 (one thread).
+BLOCK = 32
 
 _TORCH_CACHE: dict = {}
 
