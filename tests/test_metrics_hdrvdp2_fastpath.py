@@ -1,0 +1,116 @@
+"""HDR-VDP-2's faster CPU forms equal the plain forms they replace, and the no-gradient path equals the autograd path.
+
+| check                                           | tolerance            | why                                                 |
+|-------------------------------------------------|----------------------|-----------------------------------------------------|
+| ``pow_via_log`` vs ``torch.pow``, float64       | 1e-13 rel            | exp of an exponent of magnitude <= 50: ~50 eps      |
+| ``pow_via_log`` vs ``torch.pow``, float32       | 2e-5 rel             | the same with float32's eps (6e-8): ~3e-6, margin   |
+| ``gather`` vs indexing, receptor product         | exact / 1e-15 rel    | same values; only the order of three additions      |
+| optics FFT vs the plain 2x-canvas ``rfft2``      | 1e-12 abs (values ~1)| FFT rounding in float64                             |
+| masking D, D_psy: fast vs autograd, float64      | 1e-12 rel of the max | logs and exps instead of pow: rounding only         |
+| masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32 for exponents up to ~50      |
+| whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | rounding of the masking's logs propagated to Q      |
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hdrbench.metrics.hdrvdp2 import hdrvdp2, masking, optics, photoreceptors
+from hdrbench.metrics.hdrvdp2.fastmath import gather, log_pow_, needs_grad, pow_via_log
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-13), (torch.float32, 2e-5)])
+def test_pow_via_log_equals_pow_including_zeros(dtype, rtol):
+    g = torch.Generator().manual_seed(0)
+    x = 10 ** (torch.rand(1000, generator=g, dtype=torch.float64) * 10 - 6)  # 1e-6 .. 1e4
+    x[::50] = 0.0
+    x = x.to(dtype)
+    for e in (3.1315546849832665, 3.5, 0.3, 1.0000001):
+        got, want = pow_via_log(x, e), torch.pow(x, e)
+        assert bool((got[x == 0] == 0).all())  # exp(e * -inf) is exactly 0 for e > 0
+        torch.testing.assert_close(got, want, rtol=rtol, atol=0)
+    scale = torch.rand(1000, generator=g, dtype=torch.float64).to(dtype) * 4 - 2  # a per-element log factor
+    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, scale), torch.pow(x, 3.5) * torch.exp(scale), rtol=rtol, atol=0)
+    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, 0.7), torch.pow(x, 3.5) * torch.exp(torch.tensor(0.7, dtype=dtype)),
+                               rtol=rtol, atol=0)
+    with pytest.raises(ValueError, match="exponent"):
+        pow_via_log(x, 0.0)
+
+
+def test_needs_grad():
+    a = torch.ones(2, requires_grad=True)
+    assert needs_grad(None, 1.0, a) and not needs_grad(torch.ones(2), None)
+    with torch.no_grad():
+        assert not needs_grad(a)
+
+
+def test_gather_equals_indexing():
+    g = torch.Generator().manual_seed(1)
+    table = torch.rand(2048, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, 2048, (2, 1, 17, 23), generator=g)
+    assert torch.equal(gather(table, idx), table[idx])
+
+
+def test_receptor_product_equals_einsum():
+    x = torch.rand(2, 3, 19, 21, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 100
+    m = photoreceptors.receptor_matrix(3, torch.float64, torch.device("cpu"))
+    torch.testing.assert_close(photoreceptors.receptor_responses(x), torch.einsum("nchw,cr->nrhw", x, m), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_optics_fft_equals_plain_canvas_fft(grad):
+    g = torch.Generator().manual_seed(3)
+    h, w = 21, 30
+    x = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64).requires_grad_(grad)
+    filt = optics.mtf_filter(h, w, 30.0, torch.float64, torch.device("cpu"))
+    got = optics.fast_conv_fft(x, filt, 0.25)
+    canvas = torch.full((1, 3, 2 * h, 2 * w), 0.25, dtype=torch.float64)
+    canvas[..., :h, :w] = x.detach()
+    want = torch.fft.irfft2(torch.fft.rfft2(canvas) * filt, s=(2 * h, 2 * w))[..., :h, :w]
+    torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-12)
+    if grad:  # the canvas is written with differentiable operations on the autograd path
+        (dx,) = torch.autograd.grad(got.sum(), x)
+        assert torch.isfinite(dx).all() and float(dx.abs().sum()) > 0
+
+
+def _bands(dtype, grad: bool):
+    """Random pyramid-like bands (2 images: test first) with exactly equal test/reference pixels (diff == 0)."""
+    g = torch.Generator().manual_seed(4)
+    bands = []
+    for o, (h, w) in ((1, (32, 40)), (4, (32, 40)), (4, (16, 20)), (4, (8, 10)), (1, (4, 5))):
+        b = torch.randn(2, o, h, w, generator=g, dtype=torch.float64)
+        b[1, :, :3, :3] = b[0, :, :3, :3]  # no difference there: D = 0 and ln|diff| = -inf on the fast path
+        bands.append(b.to(dtype).requires_grad_(grad))
+    noise = [(torch.rand(1, 1) + 0.5).to(dtype) * torch.ones(1, 1, *b.shape[-2:], dtype=dtype) for b in bands[:-1]] + [1.0]
+    return bands, noise
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
+def test_masking_fast_path_equals_autograd_path(dtype, rtol):
+    bands, noise = _bands(dtype, grad=False)
+    fast = list(masking.iter_visible_differences(list(bands), 1, lambda i: noise[i], psychometric=True))
+    bands_g, _ = _bands(dtype, grad=True)
+    slow = list(masking.iter_visible_differences(list(bands_g), 1, lambda i: noise[i], psychometric=True))
+    for (i, d, p), (_, ds, ps) in zip(fast, slow, strict=True):
+        assert not d.requires_grad and ds.requires_grad  # the two paths were taken
+        for a, b in ((d, ds.detach()), (p, ps.detach())):
+            scale = float(b.abs().max())
+            torch.testing.assert_close(a, b, rtol=0, atol=rtol * scale, msg=f"band {i}")
+            assert bool((a[..., :3, :3] == 0).all()), f"band {i}: zero difference must give D = 0"
+
+
+def test_metric_no_grad_path_equals_autograd_path_and_backward_is_finite():
+    g = torch.Generator().manual_seed(5)
+    ref = torch.rand(1, 3, 40, 48, generator=g, dtype=torch.float64) * 200 + 0.5
+    test = ref * (1 + 0.05 * torch.randn(ref.shape, generator=g, dtype=torch.float64))
+    test[..., :8, :8] = ref[..., :8, :8]  # identical pixels: the autograd path must keep finite gradients there
+    with torch.no_grad():
+        fast = hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30)
+    x = test.clone().requires_grad_(True)
+    slow = hdrvdp2(x, ref, color_encoding="rgb-bt.709", ppd=30)
+    torch.testing.assert_close(fast.Q, slow.Q.detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(fast.P_map, slow.P_map.detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(fast.C_map, slow.C_map.detach(), rtol=1e-10, atol=0)
+    (grad,) = torch.autograd.grad(slow.Q.sum(), x)
+    assert torch.isfinite(grad).all() and float(grad.abs().max()) > 0
