@@ -9,6 +9,7 @@
 | masking D, D_psy: fast vs autograd, float64      | 1e-12 rel of the max | logs and exps instead of pow: rounding only         |
 | masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32 for exponents up to ~50      |
 | whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | rounding of the masking's logs propagated to Q      |
+| shared-inverse reconstruction vs separate, f64  | 1e-12 abs            | FFT rounding in float64 for values of order 1       |
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hdrbench.metrics.hdrvdp2 import hdrvdp2, masking, optics, photoreceptors
+from hdrbench.metrics.hdrvdp2 import hdrvdp2, masking, optics, photoreceptors, pyramid
 from hdrbench.metrics.hdrvdp2.fastmath import gather, log_pow_, needs_grad, pow_via_log
 
 
@@ -114,3 +115,21 @@ def test_metric_no_grad_path_equals_autograd_path_and_backward_is_finite():
     torch.testing.assert_close(fast.C_map, slow.C_map.detach(), rtol=1e-10, atol=0)
     (grad,) = torch.autograd.grad(slow.Q.sum(), x)
     assert torch.isfinite(grad).all() and float(grad.abs().max()) > 0
+
+
+@pytest.mark.parametrize("size", [(18, 18), (41, 30)])
+def test_shared_inverse_reconstruction_equals_separate_up_convolutions(size):
+    # 1e-12 abs: FFT rounding in float64 for values of order 1 (as the shared forward FFT of the pyramid build).
+    g = torch.Generator().manual_seed(6)
+    f = pyramid.filters(torch.float64, torch.device("cpu"))
+    coarse = torch.rand(2, 1, (size[0] + 1) // 2, (size[1] + 1) // 2, generator=g, dtype=torch.float64)
+    band = torch.rand(2, 4, *size, generator=g, dtype=torch.float64)
+    hi = torch.rand(2, 1, *size, generator=g, dtype=torch.float64)
+    got = pyramid.up_conv_sum([(coarse, f["lo_conv"], 2), (band, f["b_conv_17"], 1)], size)
+    want = pyramid.up_conv(coarse, f["lo_conv"], size, step=2) + pyramid.up_conv(band, f["b_conv"], size)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    got = pyramid.up_conv_sum([(got, f["lo0_conv_15"], 1), (hi, f["hi0_conv"], 1)], size)
+    want = pyramid.up_conv(want, f["lo0_conv"], size) + pyramid.up_conv(hi, f["hi0_conv"], size)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="up_conv_sum"):  # mixed filter sizes are refused, not silently wrong
+        pyramid.up_conv_sum([(coarse, f["lo_conv"], 2), (band, f["b_conv"], 1)], size)

@@ -100,6 +100,10 @@ def filters(dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]
         # (:func:`corr_dn_many`): lo0 (9x9) beside hi0 (15x15), the oriented filters (9x9) beside lo (17x17).
         f["lo0_corr_15"] = F.pad(f["lo0_corr"], (3, 3, 3, 3))
         f["b_corr_17"] = F.pad(f["b_corr"], (4, 4, 4, 4))
+        # The same for the reconstruction (:func:`up_conv_sum`): the oriented bands beside the upsampled low-pass,
+        # lo0 beside hi0.
+        f["lo0_conv_15"] = F.pad(f["lo0_conv"], (3, 3, 3, 3))
+        f["b_conv_17"] = F.pad(f["b_conv"], (4, 4, 4, 4))
         with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode, so later autograd calls can use it
             f = {name: (v.clone() if v.is_inference() else v) for name, v in f.items()}
         _FILTERS[key] = f
@@ -292,6 +296,38 @@ def up_conv(x: torch.Tensor, weight: torch.Tensor, size: tuple[int, int], step: 
     return _correlate_valid(_reflect_pad(x, r), weight)
 
 
+def up_conv_sum(terms: list[tuple[torch.Tensor, torch.Tensor, int]], size: tuple[int, int]) -> torch.Tensor:
+    """Sum of :func:`up_conv` ``(x, weight, size, step)`` over ``terms`` with one inverse FFT (FFT route only).
+
+    All weights must have the same size k < min(size) (smaller filters zero-bordered, see :func:`filters`: with the
+    ``reflect1`` padding of the larger radius the valid convolution reads the same samples with non-zero weights).
+    The products with the filter spectra are summed in the frequency domain, so the inverse transform and the
+    crop are done once instead of once per term.
+
+    Returns:
+        (N, 1, H, W) contiguous tensor.
+    """
+    k = terms[0][1].shape[-1]
+    if any(w.shape[-1] != k for _, w, _ in terms) or min(size) <= k or not _use_fft(terms[0][0]):
+        raise ValueError("up_conv_sum: needs the FFT route, filters of one size and an output larger than the filter")
+    r = k // 2
+    hp, wp = size[0] + 2 * r, size[1] + 2 * r
+    shape = (fast_fft_size(hp), fast_fft_size(wp))
+    total = None
+    for x, weight, step in terms:
+        if step != 1:
+            z = x.new_zeros(x.shape[:-2] + tuple(size))
+            z[..., ::step, ::step] = x
+            x = z
+        xs = torch.fft.rfft2(_reflect_pad(x, r), s=shape)
+        del x
+        prod = (xs * _spectrum(weight, shape)[0]).sum(dim=1, keepdim=True)  # input channels summed
+        del xs
+        total = prod if total is None else total.add_(prod)
+        del prod
+    return torch.fft.irfft2(total, s=shape)[..., k - 1 : hp, k - 1 : wp].contiguous()
+
+
 def build(x: torch.Tensor, height: int | None = None) -> SteerablePyramid:
     """Build the sp3 steerable pyramid of ``x`` ((N, 1, H, W), any float dtype) with ``reflect1`` edges.
 
@@ -324,8 +360,16 @@ def reconstruct(pyr: SteerablePyramid) -> torch.Tensor:
     """matlabPyrTools ``reconSpyr`` (all levels and bands) -> (N, 1, H, W)."""
     f = filters(pyr.lowpass.dtype, pyr.lowpass.device)
     res = pyr.lowpass
+    fft = _use_fft(res)
+    # On the FFT route the two terms of each level share one inverse transform (:func:`up_conv_sum`); sizes not
+    # larger than the filter take the exact small-size path of :func:`up_conv`.
     for band in reversed(pyr.levels):
         size = tuple(band.shape[-2:])
-        res = up_conv(res, f["lo_conv"], size, step=2) + up_conv(band, f["b_conv"], size)
+        if fft and min(size) > LOFILT_SIZE:
+            res = up_conv_sum([(res, f["lo_conv"], 2), (band, f["b_conv_17"], 1)], size)
+        else:
+            res = up_conv(res, f["lo_conv"], size, step=2) + up_conv(band, f["b_conv"], size)
     size = tuple(pyr.highpass.shape[-2:])
+    if fft and min(size) > f["hi0_conv"].shape[-1]:
+        return up_conv_sum([(res, f["lo0_conv_15"], 1), (pyr.highpass, f["hi0_conv"], 1)], size)
     return up_conv(res, f["lo0_conv"], size) + up_conv(pyr.highpass, f["hi0_conv"], size)
