@@ -75,23 +75,24 @@ def test_optics_fft_equals_plain_canvas_fft(grad):
         assert torch.isfinite(dx).all() and float(dx.abs().sum()) > 0
 
 
-def _bands(dtype, grad: bool):
+def _bands(dtype, grad: bool, scale: float = 1.0):
     """Random pyramid-like bands (2 images: test first) with exactly equal test/reference pixels (diff == 0)."""
     g = torch.Generator().manual_seed(4)
     bands = []
     for o, (h, w) in ((1, (32, 40)), (4, (32, 40)), (4, (16, 20)), (4, (8, 10)), (1, (4, 5))):
-        b = torch.randn(2, o, h, w, generator=g, dtype=torch.float64)
+        b = torch.randn(2, o, h, w, generator=g, dtype=torch.float64) * scale
         b[1, :, :3, :3] = b[0, :, :3, :3]  # no difference there: D = 0 and ln|diff| = -inf on the fast path
         bands.append(b.to(dtype).requires_grad_(grad))
     noise = [(torch.rand(1, 1) + 0.5).to(dtype) * torch.ones(1, 1, *b.shape[-2:], dtype=dtype) for b in bands[:-1]] + [1.0]
     return bands, noise
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
-def test_masking_fast_path_equals_autograd_path(dtype, rtol):
-    bands, noise = _bands(dtype, grad=False)
+@pytest.mark.parametrize("dtype, rtol, scale", [(torch.float64, 1e-12, 1.0), (torch.float32, 1e-4, 1.0), (torch.float32, 1e-4, 1e6)])
+def test_masking_fast_path_equals_autograd_path(dtype, rtol, scale):
+    # scale 1e6 in float32: N_mask^2 overflows, so the fast path must fall back to hypot as the autograd path does.
+    bands, noise = _bands(dtype, grad=False, scale=scale)
     fast = list(masking.iter_visible_differences(list(bands), 1, lambda i: noise[i], psychometric=True))
-    bands_g, _ = _bands(dtype, grad=True)
+    bands_g, _ = _bands(dtype, grad=True, scale=scale)
     slow = list(masking.iter_visible_differences(list(bands_g), 1, lambda i: noise[i], psychometric=True))
     for (i, d, p), (_, ds, ps) in zip(fast, slow, strict=True):
         assert not d.requires_grad and ds.requires_grad  # the two paths were taken
