@@ -82,3 +82,22 @@ def test_bench_reports_time_memory_and_ratio_per_size(tmp_path):
         assert float(r["wall_s_per_pair"]) > 0 and float(r["pixels_per_s"]) > 0
         assert float(r["peak_rss_increase_mb"]) > 0  # measured in a fresh subprocess (Linux VmHWM)
         assert r["speedup_vs_reference_wall"] == ""  # the reference's time is known for 512x384 only
+
+
+def test_fft_floor_replays_the_metrics_transforms_and_restores_torch_fft(tmp_path, capsys):
+    import argparse
+
+    from hdrbench.bench import hdrvdp2 as bench
+
+    originals = [getattr(torch.fft, name) for name in bench._FFT_FUNCTIONS]
+    t, r = bench._pair(1, 40, 32, torch.float32, torch.device("cpu"))
+    floor = bench.fft_floor(t, r, 30.0, 2)
+    # At least the optics (6 planes: rfft, fft, ifft, irfft each) and the base-band CSF filter (4 calls) are replayed.
+    assert floor["calls"] >= 6 * 4 + 4 and floor["wall_s"] > 0 and floor["cpu_s"] >= 0
+    assert [getattr(torch.fft, name) for name in bench._FFT_FUNCTIONS] == originals  # nothing left patched
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    args = p.parse_args(["--sizes", "40x32", "--repeat", "1", "--warmup", "0", "--no-memory", "--no-float64",
+                         "--fft-floor", "--out", str(tmp_path / "b.csv")])
+    assert bench.main(args) == 0
+    assert "FFT floor at 40x32: the " in capsys.readouterr().out

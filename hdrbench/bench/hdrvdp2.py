@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-float64", action="store_true", help="skip the float64 baseline at the first size")
     p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-hdrvdp2.csv)")
     p.add_argument("--profile-json", default=None, help="also write the per-size stage profiles to this JSON file")
+    p.add_argument("--fft-floor", action="store_true",
+                   help="also time only the FFTs one pair needs at the first size (their calls replayed alone; printed)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -188,6 +190,53 @@ def _time_jobs(jobs: list, args: argparse.Namespace) -> tuple[dict, dict, dict]:
     return wall, cpu_t, q
 
 
+_FFT_FUNCTIONS = ("rfft", "irfft", "fft", "ifft", "rfft2", "irfft2")
+
+
+def fft_floor(test, reference, ppd: float, repeat: int) -> dict:
+    """Time only the FFTs that one :func:`hdrvdp2` call makes: a lower bound of the metric's time on this machine.
+
+    The calls of one scoring are recorded (function, a copy of the input, arguments) and replayed alone ``repeat``
+    times, so the replay does the same transforms on the same shapes without the rest of the metric.
+
+    Returns:
+        dict with ``calls`` (count), ``wall_s`` (median over the replays) and ``cpu_s`` (median process CPU time).
+    """
+    import time
+
+    import torch
+
+    from hdrbench.metrics.hdrvdp2 import hdrvdp2
+
+    calls: list = []
+    orig = {name: getattr(torch.fft, name) for name in _FFT_FUNCTIONS}
+
+    def recorder(name):
+        def call(x, *a, **k):
+            calls.append((name, x.detach().clone(), a, {key: v for key, v in k.items() if key != "out"}))
+            return orig[name](x, *a, **k)
+        return call
+
+    with torch.inference_mode():
+        hdrvdp2(test, reference, color_encoding="rgb-bt.709", ppd=ppd)  # caches filled, as in the timed rounds
+        try:
+            for name in _FFT_FUNCTIONS:
+                setattr(torch.fft, name, recorder(name))
+            hdrvdp2(test, reference, color_encoding="rgb-bt.709", ppd=ppd)
+        finally:
+            for name in _FFT_FUNCTIONS:
+                setattr(torch.fft, name, orig[name])
+        wall, cpu = [], []
+        for rep in range(repeat + 1):
+            c0, t0 = time.process_time(), time.perf_counter()
+            for name, x, a, k in calls:
+                orig[name](x, *a, **k)
+            if rep:  # the first replay warms up
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+    return {"calls": len(calls), "wall_s": _median(wall), "cpu_s": _median(cpu)}
+
+
 def _median(v: list[float]) -> float:
     """The upper median (an element of ``v``, no interpolation)."""
     v = sorted(v)
@@ -279,6 +328,12 @@ def main(args: argparse.Namespace) -> int:
     if pair64 is not None:
         print(f"float64 at {base_size[0]}x{base_size[1]}: {med(wall['f64']) * 1000:.1f} ms/pair, "
               f"|dQ| float32 vs float64 {abs(q[base_size] - q['f64']):.2g}")
+    if args.fft_floor:
+        w, h = base_size
+        fl = fft_floor(*pairs[base_size], args.ppd, args.repeat)
+        print(f"FFT floor at {w}x{h}: the {fl['calls']} FFT calls of one pair alone take {fl['wall_s'] * 1000:.1f} ms wall"
+              f" (CPU {fl['cpu_s'] * 1000:.1f} ms), {fl['wall_s'] / med(wall[base_size]):.0%} of the pair's"
+              f" {med(wall[base_size]) * 1000:.1f} ms")
     print(f"load average (1 min): {load_before} before, {load_after} after, on {os.cpu_count()} CPUs")
     if args.profile_json:
         from hdrbench.atomic import atomic_write_text
