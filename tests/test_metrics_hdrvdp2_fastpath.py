@@ -1,15 +1,15 @@
 """HDR-VDP-2's faster CPU forms equal the plain forms they replace, and the no-gradient path equals the autograd path.
 
-| check                                           | tolerance            | why                                                 |
-|-------------------------------------------------|----------------------|-----------------------------------------------------|
-| ``pow_via_log`` vs ``torch.pow``, float64       | 1e-13 rel            | exp of an exponent of magnitude <= 50: ~50 eps      |
-| ``pow_via_log`` vs ``torch.pow``, float32       | 2e-5 rel             | the same with float32's eps (6e-8): ~3e-6, margin   |
-| ``gather`` vs indexing, receptor product         | exact / 1e-15 rel    | same values; only the order of three additions      |
-| optics FFT vs the plain 2x-canvas ``rfft2``      | 1e-12 abs (values ~1)| FFT rounding in float64                             |
-| masking D, D_psy: fast vs autograd, float64      | 1e-12 rel of the max | logs and exps instead of pow: rounding only         |
-| masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32 for exponents up to ~50      |
-| whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | rounding of the masking's logs propagated to Q      |
-| shared-inverse reconstruction vs separate, f64  | 1e-12 abs            | FFT rounding in float64 for values of order 1       |
+| check                                            | tolerance            | why                                        |
+|--------------------------------------------------|----------------------|--------------------------------------------|
+| ``pow_via_log`` vs ``torch.pow``, float64        | 1e-13 rel            | exp of an exponent of size <= 50: ~50 eps  |
+| ``pow_via_log`` vs ``torch.pow``, float32        | 2e-5 rel             | the same with float32's eps: ~3e-6, margin |
+| ``gather`` vs indexing, receptor product         | exact / 1e-15 rel    | same values; order of three additions      |
+| optics FFT vs the plain 2x-canvas ``rfft2``      | 1e-12 abs (values ~1)| FFT rounding in float64                    |
+| masking D, D_psy: fast vs autograd, float64      | 1e-12 rel of the max | logs and exps instead of pow: rounding     |
+| masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32, exponents to ~50   |
+| whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | the masking's rounding propagated to Q     |
+| shared-inverse reconstruction vs separate, f64   | 1e-12 abs            | FFT rounding in float64, values of order 1 |
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ def test_pow_via_log_equals_pow_including_zeros(dtype, rtol):
         assert bool((got[x == 0] == 0).all())  # exp(e * -inf) is exactly 0 for e > 0
         torch.testing.assert_close(got, want, rtol=rtol, atol=0)
     scale = torch.rand(1000, generator=g, dtype=torch.float64).to(dtype) * 4 - 2  # a per-element log factor
-    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, scale), torch.pow(x, 3.5) * torch.exp(scale), rtol=rtol, atol=0)
-    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, 0.7), torch.pow(x, 3.5) * torch.exp(torch.tensor(0.7, dtype=dtype)),
-                               rtol=rtol, atol=0)
+    want = torch.pow(x, 3.5) * torch.exp(scale)
+    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, scale), want, rtol=rtol, atol=0)
+    want = torch.pow(x, 3.5) * torch.exp(torch.tensor(0.7, dtype=dtype))
+    torch.testing.assert_close(log_pow_(torch.log(x), 3.5, 0.7), want, rtol=rtol, atol=0)
     with pytest.raises(ValueError, match="exponent"):
         pow_via_log(x, 0.0)
 
@@ -56,7 +57,8 @@ def test_gather_equals_indexing():
 def test_receptor_product_equals_einsum():
     x = torch.rand(2, 3, 19, 21, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 100
     m = photoreceptors.receptor_matrix(3, torch.float64, torch.device("cpu"))
-    torch.testing.assert_close(photoreceptors.receptor_responses(x), torch.einsum("nchw,cr->nrhw", x, m), rtol=1e-15, atol=0)
+    want = torch.einsum("nchw,cr->nrhw", x, m)
+    torch.testing.assert_close(photoreceptors.receptor_responses(x), want, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("grad", [False, True])
@@ -83,11 +85,14 @@ def _bands(dtype, grad: bool, scale: float = 1.0):
         b = torch.randn(2, o, h, w, generator=g, dtype=torch.float64) * scale
         b[1, :, :3, :3] = b[0, :, :3, :3]  # no difference there: D = 0 and ln|diff| = -inf on the fast path
         bands.append(b.to(dtype).requires_grad_(grad))
-    noise = [(torch.rand(1, 1) + 0.5).to(dtype) * torch.ones(1, 1, *b.shape[-2:], dtype=dtype) for b in bands[:-1]] + [1.0]
+    noise = [(torch.rand(1, 1) + 0.5).to(dtype) * torch.ones(1, 1, *b.shape[-2:], dtype=dtype) for b in bands[:-1]]
+    noise.append(1.0)
     return bands, noise
 
 
-@pytest.mark.parametrize("dtype, rtol, scale", [(torch.float64, 1e-12, 1.0), (torch.float32, 1e-4, 1.0), (torch.float32, 1e-4, 1e6)])
+@pytest.mark.parametrize(
+    "dtype, rtol, scale", [(torch.float64, 1e-12, 1.0), (torch.float32, 1e-4, 1.0), (torch.float32, 1e-4, 1e6)]
+)
 def test_masking_fast_path_equals_autograd_path(dtype, rtol, scale):
     # scale 1e6 in float32: N_mask^2 overflows, so the fast path must fall back to hypot as the autograd path does.
     bands, noise = _bands(dtype, grad=False, scale=scale)

@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default=None, help="CSV to append to (default results/bench-hdrvdp2.csv)")
     p.add_argument("--profile-json", default=None, help="also write the per-size stage profiles to this JSON file")
     p.add_argument("--fft-floor", action="store_true",
-                   help="also time only the FFTs one pair needs at the first size (their calls replayed alone; printed)")
+                   help="also time only the FFTs one pair needs at the first size (calls replayed alone; printed)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -331,8 +331,9 @@ def main(args: argparse.Namespace) -> int:
     if args.fft_floor:
         w, h = base_size
         fl = fft_floor(*pairs[base_size], args.ppd, args.repeat)
-        print(f"FFT floor at {w}x{h}: the {fl['calls']} FFT calls of one pair alone take {fl['wall_s'] * 1000:.1f} ms wall"
-              f" (CPU {fl['cpu_s'] * 1000:.1f} ms), {fl['wall_s'] / med(wall[base_size]):.0%} of the pair's"
+        print(f"FFT floor at {w}x{h}: the {fl['calls']} FFT calls of one pair alone take"
+              f" {fl['wall_s'] * 1000:.1f} ms wall (CPU {fl['cpu_s'] * 1000:.1f} ms),"
+              f" {fl['wall_s'] / med(wall[base_size]):.0%} of the pair's"
               f" {med(wall[base_size]) * 1000:.1f} ms")
     print(f"load average (1 min): {load_before} before, {load_after} after, on {os.cpu_count()} CPUs")
     if args.profile_json:

@@ -113,7 +113,8 @@ def iter_visible_differences(
             stages.setdefault("self_mask", []).append(self_m)
             stages.setdefault("mask_xn", []).append(xn.clone() if fast else xn)
         if fast:
-            d, d_psy, n_mask = _differences_fast(diff, self_m, xo, xn, nz, i, psychometric, keep_n_mask=stages is not None)
+            d, d_psy, n_mask = _differences_fast(diff, self_m, xo, xn, nz, i, psychometric,
+                                                 keep_n_mask=stages is not None)
         else:
             d, n_mask = _differences_autograd(diff, self_m, xo, xn, nz, i)
             d_psy = sign_pow(d / band_norm, c.pf).mul_(band_norm) if psychometric else None
