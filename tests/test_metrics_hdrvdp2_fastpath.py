@@ -10,6 +10,7 @@
 | masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32, exponents to ~50   |
 | whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | the masking's rounding propagated to Q     |
 | shared-inverse reconstruction vs separate, f64   | 1e-12 abs            | FFT rounding in float64, values of order 1 |
+| gradcheck (fast mode), float64                   | 1e-4 rel, 1e-6 abs   | central differences with eps 1e-6          |
 """
 
 from __future__ import annotations
@@ -139,3 +140,19 @@ def test_shared_inverse_reconstruction_equals_separate_up_convolutions(size):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="up_conv_sum"):  # mixed filter sizes are refused, not silently wrong
         pyramid.up_conv_sum([(coarse, f["lo_conv"], 2), (band, f["b_conv"], 1)], size)
+
+
+@pytest.mark.grad
+def test_gradcheck_through_the_changed_differentiable_steps():
+    # The autograd path runs the optics canvas writes, the filter product on the spectrum's real view, the receptor
+    # product, index_select lookups and the shared-inverse reconstruction. gradcheck (fast mode: a random
+    # projection of the Jacobian) against central differences: eps 1e-6 on values ~100 cd/m^2, rtol 1e-4 and atol
+    # 1e-6 for the differences' truncation and rounding error in float64.
+    g = torch.Generator().manual_seed(7)
+    ref = torch.rand(1, 3, 20, 24, generator=g, dtype=torch.float64) * 200 + 5
+    test = (ref * (1 + 0.05 * torch.randn(ref.shape, generator=g, dtype=torch.float64))).requires_grad_(True)
+    for out in ("Q", "P_map"):
+        def f(t, out=out):
+            return getattr(hdrvdp2(t, ref, color_encoding="rgb-bt.709", ppd=30), out).sum()
+
+        assert torch.autograd.gradcheck(f, (test,), fast_mode=True, eps=1e-6, atol=1e-6, rtol=1e-4)
