@@ -1,7 +1,7 @@
 """The evaluation harness scores the HDR metrics of equal-size scenes in batches.
 
-Batched and scene-by-scene scoring (``MAX_BATCH_SCENES = 1``: every scene alone, one metric at a time, as the
-harness did before batching) must give the same records; a scene whose batch fails must become error rows while
+The CPU scores scene by scene by default (``MAX_BATCH_SCENES["cpu"] == 1``); these tests raise the cap to batch on
+the CPU. Batched and scene-by-scene scoring must give the same records; a scene whose batch fails must become error rows while
 the other scenes of the batch are scored; mixed sizes must give one batch per size with the records in split order.
 """
 
@@ -44,7 +44,7 @@ def _write_folder(folder, sizes) -> None:
 def _evaluate(method, dataset, tmp, max_batch: int, monkeypatch, batches: list | None = None, **kw):
     """Records of one run with at most ``max_batch`` scenes per batch; ``batches`` collects each batch's
     (number of pairs, (H, W)) as the harness scores it."""
-    monkeypatch.setattr(harness, "MAX_BATCH_SCENES", max_batch)
+    monkeypatch.setitem(harness.MAX_BATCH_SCENES, "cpu", max_batch)
     if batches is not None:
         original = harness._SceneScorer.hdr_rows
 
@@ -120,8 +120,7 @@ def test_a_scene_failing_in_its_batch_becomes_error_rows(tmp_path, monkeypatch):
     kw = dict(split="all", resolution="native", hdr_metrics=("pu21-psnr", "pu21-ssim"))
     batches: list = []
     batched = _evaluate(_ZeroOnSecond(), f"hdr-folder:{folder}", tmp_path, 16, monkeypatch, batches, **kw)
-    # The batch of three raised, then each scene was scored alone.
-    assert batches == [(3, (36, 36)), (1, (36, 36)), (1, (36, 36)), (1, (36, 36))]
+    assert batches == [(3, (36, 36))]  # the batch of three raised, then each scene was scored alone
     failed = [r for r in batched if r["scene"] == "s1"]
     assert len(failed) == 2 and all(math.isnan(r["value"]) and r["error"] for r in failed)
     good = [r for r in batched if r["scene"] != "s1"]
@@ -136,7 +135,7 @@ def test_batches_are_cut_by_count_and_memory_budget(tmp_path, monkeypatch):
     batches: list = []
     records = _evaluate("ldr-linear", f"hdr-folder:{folder}", tmp_path, 2, monkeypatch, batches, split="all",
                         resolution="native", hdr_metrics=("pu21-psnr",))
-    assert batches == [(2, (36, 36)), (1, (36, 36))]  # MAX_BATCH_SCENES = 2: a full batch, then the rest
+    assert batches == [(2, (36, 36)), (1, (36, 36))]  # a cap of 2: a full batch, then the rest
     assert [r["scene"] for r in records] == ["s0", "s1", "s2"]
     # The budget: as many pairs as the estimated peak allows, at least one, at most the cap.
     per_pair = batch.estimate_peak_bytes(["hdrvdp2"], 36 * 36, torch.float32)
@@ -146,10 +145,15 @@ def test_batches_are_cut_by_count_and_memory_budget(tmp_path, monkeypatch):
     assert batch.batch_capacity(["hdrvdp2"], 36, 36, torch.float32, None, max_pairs=7) == 7
 
 
-def test_progress_bar_counts_scenes(tmp_path, capsys):
+def test_cpu_default_is_scene_by_scene_and_progress_counts_scenes(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "hdr"
     _write_folder(folder, [(36, 36), (30, 30), (36, 36)])
+    sizes: list = []
+    original = harness._SceneScorer.hdr_rows
+    monkeypatch.setattr(harness._SceneScorer, "hdr_rows",
+                        lambda self, pairs: sizes.append(len(pairs)) or original(self, pairs))
     evaluate("ldr-linear", f"hdr-folder:{folder}", split="all", resolution="native", hdr_metrics=("pu21-psnr",),
              out=tmp_path / "runs", leaderboard=False, progress=True)
+    assert sizes == [1, 1, 1]  # batches were not faster on the CPU (see MAX_BATCH_SCENES)
     err = capsys.readouterr().err
     assert "3/3" in err and "scene" in err

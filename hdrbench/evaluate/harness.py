@@ -24,6 +24,16 @@ lets the metrics shrink the window to the largest odd size that fits and records
 
 Failures are data: a scene that cannot be read, a method that raises, a NaN/Inf prediction or metric becomes
 rows with ``error`` set (value NaN), one for every (target, EV, metric) the scene would have produced.
+
+Batches: scenes are predicted (and their stacks scored) one at a time, and their HDR metrics are scored in
+batches of equal image size, all HDR metrics in one call: a size's predictions wait until the batch holds as many
+scenes as the memory budget allows (:func:`hdrbench.metrics.batch.batch_capacity`: the metrics' measured peak per
+pixel against 80 % of the memory available on the device) or :data:`MAX_BATCH_SCENES` for the device type (16 on
+CUDA, 1 on the CPU, where batches were not faster), and the rest are scored after the last scene. The values
+are those of one scene at a time up to rounding (protocols and metrics work per image); a batch that raises is
+scored again scene by scene and metric by metric, so a faulty scene still costs only its own rows. Records keep
+the split order; the progress bar counts scenes whose rows are complete (a batch's scenes complete together).
+Under ``torchrun`` each rank batches its own share.
 """
 
 from __future__ import annotations
@@ -57,10 +67,13 @@ MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}
 #: The merge layers a protocol's ``stack_merge`` can name (see :data:`hdrbench.metrics.protocols.STACK_MERGES`).
 MERGE_LAYERS: tuple[str, ...] = ("hdrbench", "official")
 STANDARD_WINDOW = 11
-#: At most this many scenes of one shape go through the HDR metrics as one batch (fewer when the memory budget says
-#: so; 1 scores every scene alone). It bounds the predictions held while a batch fills and keeps the progress bar
-#: moving; HDR-VDP-2's GPU throughput is measured at this batch size (``hdrbench bench hdrvdp2``).
-MAX_BATCH_SCENES = 16
+#: At most this many scenes of one shape go through the HDR metrics as one batch, by device type (fewer when the
+#: memory budget says so; 1 scores every scene alone, all HDR metrics in one call). On the CPU a batch was not
+#: faster: the same at 256x256 and 1.4x slower at 512x512 than one scene at a time (docs/hdrvdp2-performance.md,
+#: "Batches"), so the CPU scores scene by scene. On CUDA a batch fills the device (HDR-VDP-2's GPU throughput is
+#: measured at this batch size by ``hdrbench bench hdrvdp2``); the cap bounds the predictions held while a batch
+#: fills. Other device types: 1.
+MAX_BATCH_SCENES: dict[str, int] = {"cpu": 1, "cuda": 16}
 #: File formats ``save_hdr`` can write (see :func:`evaluate`).
 SAVE_HDR_FORMATS: tuple[str, ...] = ("pfm", "exr", "hdr")
 
@@ -235,10 +248,10 @@ class _SceneScorer:
     def hdr_rows(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[list[ScoreRow]]:
         """The HDR metric rows of scenes whose (prediction, reference) pairs have one shape, dtype and device.
 
-        Two or more pairs are scored as one batch (one ``compute_hdr_metrics`` call with every HDR metric; the
-        protocols and metrics work per image, so the values are those of one scene at a time up to rounding). If
-        the batch raises, each pair is scored alone, so only a faulty scene gets error rows. One pair is scored
-        one metric at a time (each metric's failure costs only its row).
+        The pairs are scored as one batch: one ``compute_hdr_metrics`` call with every HDR metric (the protocol
+        applied once); protocols and metrics work per image, so the values are those of one scene at a time up to
+        rounding. If that call raises, each pair is scored again alone, one metric at a time, so a faulty scene
+        (or metric) gets its own error rows and the others are scored.
 
         Args:
             pairs: (prediction, reference) from :meth:`prepare`, each (1, 3, H, W).
@@ -248,19 +261,17 @@ class _SceneScorer:
         """
         from hdrbench.metrics.registry import compute_hdr_metrics
 
-        if len(pairs) == 1:
-            test, ref = pairs[0]
-            return [[self._one("hdr", math.nan, m, compute_hdr_metrics, test, ref, protocol=self.protocol)
-                     for m in self.hdr_metrics]]
         details: dict = {}
         try:
             with torch.inference_mode():
-                values = compute_hdr_metrics(torch.cat([t for t, _ in pairs]), torch.cat([r for _, r in pairs]),
-                                             protocol=self.protocol, metrics=self.hdr_metrics,
+                test = pairs[0][0] if len(pairs) == 1 else torch.cat([t for t, _ in pairs])
+                ref = pairs[0][1] if len(pairs) == 1 else torch.cat([r for _, r in pairs])
+                values = compute_hdr_metrics(test, ref, protocol=self.protocol, metrics=self.hdr_metrics,
                                              allow_small_window=True, details=details)
             columns = {m: v.tolist() for m, v in values.items()}
-        except Exception:  # find the scene(s) at fault: every pair alone, with its own error rows
-            return [self.hdr_rows([pair])[0] for pair in pairs]
+        except Exception:  # find the scene(s) and metric(s) at fault: each pair alone, one metric at a time
+            return [[self._one("hdr", math.nan, m, compute_hdr_metrics, t, r, protocol=self.protocol)
+                     for m in self.hdr_metrics] for t, r in pairs]
         return [[self._row("hdr", math.nan, m, float(columns[m][k]), details) for m in self.hdr_metrics]
                 for k in range(len(pairs))]
 
@@ -512,7 +523,7 @@ def _score_shard(scorer: _SceneScorer, plan: _Plan, split: str, ranks: distribut
 
     Scenes are predicted one at a time; their HDR metrics are scored in batches of equal shape
     (:meth:`_SceneScorer.hdr_rows`). A shape's batch is scored when it holds :func:`_batch_capacity` scenes
-    (the memory budget of :mod:`hdrbench.metrics.batch`, at most :data:`MAX_BATCH_SCENES`), the rest after
+    (the memory budget of :mod:`hdrbench.metrics.batch`, at most :data:`MAX_BATCH_SCENES` for the device), the rest after
     the last scene. The progress bar counts scenes whose rows are complete.
     """
     mine = distributed.shard(plan.names, ranks)
@@ -578,11 +589,12 @@ def _memory_budget(device: torch.device) -> int | None:
 
 def _batch_capacity(scorer: _SceneScorer, test: torch.Tensor, budget: int | None) -> int:
     """Scenes of ``test``'s shape and dtype per batch of HDR metrics: what the memory budget allows by the metrics'
-    measured peak per pixel (:func:`hdrbench.metrics.batch.batch_capacity`), at most :data:`MAX_BATCH_SCENES`."""
+    measured peak per pixel (:func:`hdrbench.metrics.batch.batch_capacity`), at most :data:`MAX_BATCH_SCENES` of
+    the device type."""
     from hdrbench.metrics.batch import batch_capacity
 
     return batch_capacity(scorer.hdr_metrics, test.shape[-2], test.shape[-1], test.dtype, budget,
-                          max_pairs=MAX_BATCH_SCENES)
+                          max_pairs=MAX_BATCH_SCENES.get(test.device.type, 1))
 
 
 def _in_split_order(gathered: list, n_scenes: int) -> tuple[list[_SceneResult], set[str]]:
