@@ -1,8 +1,9 @@
 """The evaluation harness scores the HDR metrics of equal-size scenes in batches.
 
 The CPU scores scene by scene by default (``MAX_BATCH_SCENES["cpu"] == 1``); these tests raise the cap to batch on
-the CPU. Batched and scene-by-scene scoring must give the same records; a scene whose batch fails must become error rows while
-the other scenes of the batch are scored; mixed sizes must give one batch per size with the records in split order.
+the CPU. Batched and scene-by-scene scoring must give the same records; a scene whose batch fails must become error
+rows while the other scenes of the batch are scored; mixed sizes must give one batch per size with the records in
+split order.
 """
 
 from __future__ import annotations

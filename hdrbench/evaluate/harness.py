@@ -154,7 +154,8 @@ class _SceneResult(NamedTuple):
 
 
 class _SceneScorer:
-    """Scores one scene; every method call and metric is isolated so that one failure costs only its rows."""
+    """Scores scenes: :meth:`prepare` predicts one scene, :meth:`hdr_rows` scores the HDR metrics of a batch; every
+    method call and metric is isolated so that one failure costs only its rows."""
 
     def __init__(self, method: Method, evs: list[float], protocol, stack_metrics: Sequence[str],
                  hdr_metrics: Sequence[str], device: torch.device) -> None:
@@ -189,11 +190,6 @@ class _SceneScorer:
 
     def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
         return merge_scene_stack(stack, evs, inverse_crf, layer=self.layer)
-
-    def score(self, scene: Scene) -> list[ScoreRow]:
-        """Every row of one scene on its own: :meth:`prepare`, then its HDR metrics (:meth:`hdr_rows`)."""
-        rows, pair = self.prepare(scene)
-        return rows if pair is None else rows + self.hdr_rows([pair])[0]
 
     def prepare(self, scene: Scene) -> tuple[list[ScoreRow], tuple[torch.Tensor, torch.Tensor] | None]:
         """One scene up to its HDR metrics: predict, score the stack (stack methods), merge, check the HDR image.
@@ -523,8 +519,8 @@ def _score_shard(scorer: _SceneScorer, plan: _Plan, split: str, ranks: distribut
 
     Scenes are predicted one at a time; their HDR metrics are scored in batches of equal shape
     (:meth:`_SceneScorer.hdr_rows`). A shape's batch is scored when it holds :func:`_batch_capacity` scenes
-    (the memory budget of :mod:`hdrbench.metrics.batch`, at most :data:`MAX_BATCH_SCENES` for the device), the rest after
-    the last scene. The progress bar counts scenes whose rows are complete.
+    (the memory budget of :mod:`hdrbench.metrics.batch`, at most :data:`MAX_BATCH_SCENES` for the device), the
+    rest after the last scene. The progress bar counts scenes whose rows are complete.
     """
     mine = distributed.shard(plan.names, ranks)
     local: list[_SceneResult | None] = [None] * len(mine)
