@@ -138,6 +138,13 @@ def test_batches_are_cut_by_count_and_memory_budget(tmp_path, monkeypatch):
                         resolution="native", hdr_metrics=("pu21-psnr",))
     assert batches == [(2, (36, 36)), (1, (36, 36))]  # a cap of 2: a full batch, then the rest
     assert [r["scene"] for r in records] == ["s0", "s1", "s2"]
+    # A memory budget of two pairs' estimated peak cuts a batch under a cap of 16 the same way.
+    two = 2 * batch.estimate_peak_bytes(["pu21-psnr"], 36 * 36, torch.float32)
+    monkeypatch.setattr(harness, "_memory_budget", lambda device: two)
+    batches.clear()
+    _evaluate("ldr-linear", f"hdr-folder:{folder}", tmp_path, 16, monkeypatch, batches, split="all",
+              resolution="native", hdr_metrics=("pu21-psnr",))
+    assert batches == [(2, (36, 36)), (1, (36, 36))]
     # The budget: as many pairs as the estimated peak allows, at least one, at most the cap.
     per_pair = batch.estimate_peak_bytes(["hdrvdp2"], 36 * 36, torch.float32)
     assert batch.batch_capacity(["hdrvdp2"], 36, 36, torch.float32, 5 * per_pair + 1, max_pairs=16) == 5
