@@ -333,13 +333,13 @@ def test_dataset_check_messages(tmp_path, shared_data, capsys):
 def test_failed_scenes_are_listed_on_the_console(tmp_path, monkeypatch, capsys):
     import hdrbench.evaluate.harness as harness
 
-    original = harness._SceneScorer.score
+    original = harness._SceneScorer.hdr_rows
 
-    def failing(self, scene):
-        rows = original(self, scene)
-        return [r._replace(value=float("nan"), error="injected failure") for r in rows]
+    def failing(self, pairs):
+        return [[r._replace(value=float("nan"), error="injected failure") for r in rows]
+                for rows in original(self, pairs)]
 
-    monkeypatch.setattr(harness._SceneScorer, "score", failing)
+    monkeypatch.setattr(harness._SceneScorer, "hdr_rows", failing)
     assert main(["evaluate", "--method", "ldr-linear", "--dataset", "synthetic", *SMALL, "-o", str(tmp_path),
                  "--no-leaderboard"]) == 0
     err = _err(capsys)

@@ -24,6 +24,16 @@ lets the metrics shrink the window to the largest odd size that fits and records
 
 Failures are data: a scene that cannot be read, a method that raises, a NaN/Inf prediction or metric becomes
 rows with ``error`` set (value NaN), one for every (target, EV, metric) the scene would have produced.
+
+Batches: scenes are predicted (and their stacks scored) one at a time, and their HDR metrics are scored in
+batches of equal image size, all HDR metrics in one call: a size's predictions wait until the batch holds as many
+scenes as the memory budget allows (:func:`hdrbench.metrics.batch.batch_capacity`: the metrics' measured peak per
+pixel against 80 % of the memory available on the device) or :data:`MAX_BATCH_SCENES` for the device type (16 on
+CUDA, 1 on the CPU, where batches were not faster), and the rest are scored after the last scene. The values
+are those of one scene at a time up to rounding (protocols and metrics work per image); a batch that raises is
+scored again scene by scene and metric by metric, so a faulty scene still costs only its own rows. Records keep
+the split order; the progress bar counts scenes whose rows are complete (a batch's scenes complete together).
+Under ``torchrun`` each rank batches its own share.
 """
 
 from __future__ import annotations
@@ -57,6 +67,13 @@ MERGE_SETTINGS: dict[str, Any] = {"weight": "deb97", "merge": "log"}
 #: The merge layers a protocol's ``stack_merge`` can name (see :data:`hdrbench.metrics.protocols.STACK_MERGES`).
 MERGE_LAYERS: tuple[str, ...] = ("hdrbench", "official")
 STANDARD_WINDOW = 11
+#: At most this many scenes of one shape go through the HDR metrics as one batch, by device type (fewer when the
+#: memory budget says so; 1 scores every scene alone, all HDR metrics in one call). On the CPU a batch was not
+#: faster: the same at 256x256 and 1.4x slower at 512x512 than one scene at a time (docs/hdrvdp2-performance.md,
+#: "Batches"), so the CPU scores scene by scene. On CUDA a batch fills the device (HDR-VDP-2's GPU throughput is
+#: measured at this batch size by ``hdrbench bench hdrvdp2``); the cap bounds the predictions held while a batch
+#: fills. Other device types: 1.
+MAX_BATCH_SCENES: dict[str, int] = {"cpu": 1, "cuda": 16}
 #: File formats ``save_hdr`` can write (see :func:`evaluate`).
 SAVE_HDR_FORMATS: tuple[str, ...] = ("pfm", "exr", "hdr")
 
@@ -137,7 +154,8 @@ class _SceneResult(NamedTuple):
 
 
 class _SceneScorer:
-    """Scores one scene; every method call and metric is isolated so that one failure costs only its rows."""
+    """Scores scenes: :meth:`prepare` predicts one scene, :meth:`hdr_rows` scores the HDR metrics of a batch; every
+    method call and metric is isolated so that one failure costs only its rows."""
 
     def __init__(self, method: Method, evs: list[float], protocol, stack_metrics: Sequence[str],
                  hdr_metrics: Sequence[str], device: torch.device) -> None:
@@ -173,8 +191,14 @@ class _SceneScorer:
     def _merge(self, stack: torch.Tensor, evs: list[float], inverse_crf) -> Any:
         return merge_scene_stack(stack, evs, inverse_crf, layer=self.layer)
 
-    def score(self, scene: Scene) -> list[ScoreRow]:
-        """Every row of one scene: predict, score the stack (stack methods), merge, score the HDR image."""
+    def prepare(self, scene: Scene) -> tuple[list[ScoreRow], tuple[torch.Tensor, torch.Tensor] | None]:
+        """One scene up to its HDR metrics: predict, score the stack (stack methods), merge, check the HDR image.
+
+        Returns:
+            (rows so far, pair): the stack rows and ``pair`` = (prediction, reference), each (1, 3, H, W) linear
+            relative in the reference's dtype, on the device, for :meth:`hdr_rows`; when the scene failed before
+            its HDR metrics, ``rows`` are all its rows (HDR rows as errors) and ``pair`` is None.
+        """
         dev = self.device
         self.last_hdr = None
         gt_stack = scene.stack[None].to(dev) if scene.stack is not None else None
@@ -196,7 +220,7 @@ class _SceneScorer:
         try:
             prediction = self._predict(ldr, scene_evs, context)
         except Exception as exc:
-            return self.failed(_err(exc), evs=scene_evs)
+            return self.failed(_err(exc), evs=scene_evs), None
 
         rows: list[ScoreRow] = []
         if self.method.kind == "stack":
@@ -206,20 +230,46 @@ class _SceneScorer:
                 with torch.inference_mode():
                     pred_hdr = self._merge(prediction, scene_evs, inverse).hdr
             except Exception as exc:
-                return rows + self.failed("merge failed: " + _err(exc), only="hdr")
+                return rows + self.failed("merge failed: " + _err(exc), only="hdr"), None
         else:
             pred_hdr = prediction
 
         try:
             pred_hdr, ref = self._checked_hdr(pred_hdr, ldr, scene, gt_merge)
         except Exception as exc:
-            return rows + self.failed(_err(exc), only="hdr")
+            return rows + self.failed(_err(exc), only="hdr"), None
         self.last_hdr = pred_hdr
+        return rows, (pred_hdr, ref)
+
+    def hdr_rows(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[list[ScoreRow]]:
+        """The HDR metric rows of scenes whose (prediction, reference) pairs have one shape, dtype and device.
+
+        The pairs are scored as one batch: one ``compute_hdr_metrics`` call with every HDR metric (the protocol
+        applied once); protocols and metrics work per image, so the values are those of one scene at a time up to
+        rounding. If that call raises, each pair is scored again alone, one metric at a time, so a faulty scene
+        (or metric) gets its own error rows and the others are scored.
+
+        Args:
+            pairs: (prediction, reference) from :meth:`prepare`, each (1, 3, H, W).
+
+        Returns:
+            One list of rows per pair (one row per HDR metric, in :attr:`hdr_metrics` order), in input order.
+        """
         from hdrbench.metrics.registry import compute_hdr_metrics
 
-        for m in self.hdr_metrics:
-            rows.append(self._one("hdr", math.nan, m, compute_hdr_metrics, pred_hdr, ref, protocol=self.protocol))
-        return rows
+        details: dict = {}
+        try:
+            with torch.inference_mode():
+                test = pairs[0][0] if len(pairs) == 1 else torch.cat([t for t, _ in pairs])
+                ref = pairs[0][1] if len(pairs) == 1 else torch.cat([r for _, r in pairs])
+                values = compute_hdr_metrics(test, ref, protocol=self.protocol, metrics=self.hdr_metrics,
+                                             allow_small_window=True, details=details)
+            columns = {m: v.tolist() for m, v in values.items()}
+        except Exception:  # find the scene(s) and metric(s) at fault: each pair alone, one metric at a time
+            return [[self._one("hdr", math.nan, m, compute_hdr_metrics, t, r, protocol=self.protocol)
+                     for m in self.hdr_metrics] for t, r in pairs]
+        return [[self._row("hdr", math.nan, m, float(columns[m][k]), details) for m in self.hdr_metrics]
+                for k in range(len(pairs))]
 
     def _predict(self, ldr: torch.Tensor, scene_evs: list[float], context: SceneContext) -> torch.Tensor:
         """The method's output for one (1, 3, H, W) input: a checked stack (1, E, 3, H, W) clamped to [0, 1]
@@ -286,6 +336,10 @@ class _SceneScorer:
                                 **kwargs)[metric][0])
         except Exception as exc:
             return ScoreRow(target, ev, metric, math.nan, _err(exc), self.versions[metric])
+        return self._row(target, ev, metric, val, details)
+
+    def _row(self, target: str, ev: float, metric: str, val: float, details: dict) -> ScoreRow:
+        """A computed value's row (a NaN value is the row's ``error``; the window goes into the version)."""
         err = "metric returned NaN" if math.isnan(val) else ""
         return ScoreRow(target, ev, metric, val, err, self._version(metric, details))
 
@@ -448,34 +502,95 @@ def _open_run(plan: _Plan, ranks: distributed.Ranks, out: str | Path | None) -> 
     return Run(path=Path(run_path), run_id=run_id, started=started, final=Path(final_path))
 
 
+class _Waiting(NamedTuple):
+    """A predicted scene whose HDR metrics wait for its batch: its slot in the shard, index in the split, stack
+    rows and (prediction, reference) pair."""
+
+    slot: int
+    index: int
+    rows: list[ScoreRow]
+    pair: tuple[torch.Tensor, torch.Tensor]
+
+
 def _score_shard(scorer: _SceneScorer, plan: _Plan, split: str, ranks: distributed.Ranks, *, seed: int, progress: bool,
                  save_hdr: str | None, run_path: Path) -> list[_SceneResult]:
-    """Score this rank's share of the scenes (a scene that cannot be loaded becomes failed rows with its
-    traceback); saves each scored HDR image when ``save_hdr`` is set."""
+    """Score this rank's share of the scenes, in shard order (a scene that cannot be loaded becomes failed rows
+    with its traceback); saves each scored HDR image when ``save_hdr`` is set.
+
+    Scenes are predicted one at a time; their HDR metrics are scored in batches of equal shape
+    (:meth:`_SceneScorer.hdr_rows`). A shape's batch is scored when it holds :func:`_batch_capacity` scenes
+    (the memory budget of :mod:`hdrbench.metrics.batch`, at most :data:`MAX_BATCH_SCENES` for the device), the
+    rest after the last scene. The progress bar counts scenes whose rows are complete.
+    """
     mine = distributed.shard(plan.names, ranks)
-    local: list[_SceneResult] = []
+    local: list[_SceneResult | None] = [None] * len(mine)
+    waiting: dict[tuple, list[_Waiting]] = {}
+    budget = _memory_budget(plan.device)
     bar = None
     if progress and ranks.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(mine), desc=f"{plan.method.name} on {plan.dataset.name} ({split})", unit="scene",
                    file=sys.stderr)
-    for idx, name in mine:
+
+    def done(slot: int, result: _SceneResult) -> None:
+        local[slot] = result
+        if bar is not None:
+            bar.update(1)
+
+    def flush(key: tuple) -> None:
+        batch = waiting.pop(key, [])
+        if not batch:
+            return
+        for w, hdr in zip(batch, scorer.hdr_rows([w.pair for w in batch])):
+            done(w.slot, _SceneResult(w.index, w.rows + hdr, ""))
+
+    for slot, (idx, name) in enumerate(mine):
         torch.manual_seed(seed)
         try:
             scene = plan.dataset.load(split, name)
         except Exception as exc:
-            local.append(_SceneResult(idx, scorer.failed("could not load scene: " + _err(exc)),
-                                      traceback.format_exc()))
-        else:
-            local.append(_SceneResult(idx, scorer.score(scene), ""))
-            if save_hdr is not None and scorer.last_hdr is not None:
-                _save_hdr(Path(run_path) / "hdr" / f"{name}.{save_hdr}", scorer.last_hdr)
-        if bar is not None:
-            bar.update(1)
+            done(slot, _SceneResult(idx, scorer.failed("could not load scene: " + _err(exc)), traceback.format_exc()))
+            continue
+        rows, pair = scorer.prepare(scene)
+        if pair is None:
+            done(slot, _SceneResult(idx, rows, ""))
+            continue
+        if save_hdr is not None:
+            _save_hdr(Path(run_path) / "hdr" / f"{name}.{save_hdr}", pair[0])
+        test = pair[0]
+        key = (tuple(test.shape), test.dtype, test.device)
+        waiting.setdefault(key, []).append(_Waiting(slot, idx, rows, pair))
+        if len(waiting[key]) >= _batch_capacity(scorer, test, budget):
+            flush(key)
+        elif bar is not None:
+            bar.set_postfix_str(f"{sum(len(b) for b in waiting.values())} awaiting HDR metrics", refresh=False)
+    for key in list(waiting):
+        flush(key)
     if bar is not None:
         bar.close()
-    return local
+    return local  # type: ignore[return-value]  # every slot is filled above
+
+
+def _memory_budget(device: torch.device) -> int | None:
+    """Bytes one batch of HDR metrics may plan to use on ``device`` (:func:`hdrbench.metrics.batch.memory_limit_bytes`:
+    80 % of the memory available; None where unknown)."""
+    from hdrbench.metrics.batch import memory_limit_bytes
+
+    try:
+        return memory_limit_bytes(device=device)[0]
+    except (RuntimeError, OSError):  # no figure from the system or the CUDA driver: batches are capped by count alone
+        return None
+
+
+def _batch_capacity(scorer: _SceneScorer, test: torch.Tensor, budget: int | None) -> int:
+    """Scenes of ``test``'s shape and dtype per batch of HDR metrics: what the memory budget allows by the metrics'
+    measured peak per pixel (:func:`hdrbench.metrics.batch.batch_capacity`), at most :data:`MAX_BATCH_SCENES` of
+    the device type."""
+    from hdrbench.metrics.batch import batch_capacity
+
+    return batch_capacity(scorer.hdr_metrics, test.shape[-2], test.shape[-1], test.dtype, budget,
+                          max_pairs=MAX_BATCH_SCENES.get(test.device.type, 1))
 
 
 def _in_split_order(gathered: list, n_scenes: int) -> tuple[list[_SceneResult], set[str]]:

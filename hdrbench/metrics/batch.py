@@ -58,12 +58,21 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def memory_limit_bytes(max_gb: float | None = None) -> tuple[int | None, str]:
-    """The memory budget in bytes and a phrase saying where it comes from (``--max-memory-gb`` or the OS)."""
+def memory_limit_bytes(max_gb: float | None = None, device: torch.device | str | None = None
+                       ) -> tuple[int | None, str]:
+    """The memory budget in bytes and a phrase saying where it comes from (``--max-memory-gb`` or the OS).
+
+    ``device``: a CUDA device takes its budget from the memory free on that device (``torch.cuda.mem_get_info``);
+    None or a CPU device from the system's available memory.
+    """
     if max_gb is not None:
         if not (max_gb > 0):
             raise InputError(f"--max-memory-gb must be > 0, got {max_gb!r}")
         return int(max_gb * 1e9), f"the limit --max-memory-gb {max_gb:g}"
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda":
+        free = torch.cuda.mem_get_info(dev)[0]
+        return int(free * AVAILABLE_SHARE), f"{AVAILABLE_SHARE:.0%} of the {free / 1e9:.1f} GB free on {dev}"
     avail = available_memory_bytes()
     if avail is None:
         return None, "no known limit"
@@ -92,6 +101,17 @@ def group_by_shape(shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
     for i, s in enumerate(shapes):
         groups.setdefault(tuple(s), []).append(i)
     return list(groups.values())
+
+
+def batch_capacity(metrics: Sequence[str], height: int, width: int, dtype: torch.dtype, max_bytes: int | None,
+                   max_pairs: int | None = None) -> int:
+    """How many (height x width) pairs of ``dtype`` one batch may hold: as many as ``max_bytes`` allows by
+    :func:`estimate_peak_bytes` (at least one; unlimited when None), and at most ``max_pairs`` (None: no cap)."""
+    cap = max_pairs if max_pairs is not None else 2**62
+    if max_bytes is None:
+        return max(1, cap)
+    per_pair = estimate_peak_bytes(metrics, height * width, dtype)
+    return max(1, min(cap, int(max_bytes // max(per_pair, 1))))
 
 
 def score_pairs(
@@ -125,8 +145,7 @@ def score_pairs(
     out: list[dict | None] = [None] * len(pairs)
     for group in group_by_shape([tuple(t.shape) for t, _ in pairs]):
         t0, _ = pairs[group[0]]
-        per_pair = estimate_peak_bytes(names, t0.shape[-2] * t0.shape[-1], t0.dtype)
-        size = len(group) if max_bytes is None else max(1, int(max_bytes // max(per_pair, 1)))
+        size = batch_capacity(names, t0.shape[-2], t0.shape[-1], t0.dtype, max_bytes, max_pairs=len(group))
         for s in range(0, len(group), size):
             idx = group[s : s + size]
             test = torch.cat([pairs[i][0] for i in idx])
