@@ -138,12 +138,12 @@ def test_csv_schema_and_console_report(tmp_path, capsys):
     out, summary, console = _run(tmp_path, capsys, "--protocols", "singlehdr", "display",
                                  "--metrics", "pu21-psnr,hdrvdp2", "--network-preset", "tiny")
     assert list(summary.columns) == list(mv.SUMMARY_COLUMNS)
-    assert set(summary["kind"]) == {"detect", "invariance"}
+    assert set(summary["kind"]) == {"detect", "invariance", mv.RANK_KIND}
     assert set(summary["dataset"]) == {"synthetic"} and set(summary["protocol"]) == {"singlehdr", "display"}
-    assert not summary.duplicated(["protocol", "metric", "distortion"]).any()
+    assert not summary.duplicated(["protocol", "metric", "distortion", "kind"]).any()
     expected = set(dist.list_distortions("detect")) | {mv.NETWORK_DISTORTION, "global-scale"}
     assert set(summary["distortion"]) == expected
-    assert len(summary) == 2 * 2 * len(expected)
+    assert len(summary) == 2 * 2 * (len(expected) + 1)  # + the rank check of each (protocol, metric)
     det, inv = summary[summary["kind"] == "detect"], summary[summary["kind"] == "invariance"]
     assert det["max_abs_change"].isna().all() and inv["spearman"].isna().all() and inv["pair_accuracy"].isna().all()
     assert set(inv["distortion"]) == {"global-scale"}
@@ -155,12 +155,17 @@ def test_csv_schema_and_console_report(tmp_path, capsys):
     scores = pd.read_csv(out / "metric_validity_scores.csv")
     assert list(scores.columns) == list(mv.SCORE_COLUMNS)
     assert scores["scene"].nunique() == 2
+    bound = scores[scores["kind"] == mv.BOUND_KIND]
+    assert set(bound["distortion"]) == {mv.BOUND_METHOD} and bound["strength"].isna().all()
+    assert len(bound) == 2 * 2 * 2 and not bound.duplicated(["protocol", "metric", "scene"]).any()
+    scores = scores[scores["kind"] != mv.BOUND_KIND]
     per = scores.groupby(["protocol", "metric", "distortion"])["strength"].nunique()
     assert (per[per.index.get_level_values("distortion") != "global-scale"] == 5).all()
     assert (per.xs("global-scale", level="distortion") == 5).all()  # 4 factors and the unscaled base
     for name in ("metric_validity.md", "metric_validity.json", "metric_validity.png", "metric_validity.pdf"):
         assert (out / name).stat().st_size > 0
     assert "| protocol | metric |" in (out / "metric_validity.md").read_text()
+    assert "| untrained < exposure-scaling |" in (out / "metric_validity.md").read_text()
 
 
 def test_false_invariance_claim_is_reported_failing(tmp_path, capsys, monkeypatch):
@@ -184,6 +189,10 @@ def test_false_invariance_claim_is_reported_failing(tmp_path, capsys, monkeypatc
     assert "FAIL liar / pu21-psnr: claimed invariance to gaussian-blur does not hold" in console
     assert "**inv. FAIL**" in (out / "metric_validity.md").read_text()
     assert mv.NETWORK_DISTORTION not in set(summary["distortion"])
+    # Without the untrained network there is nothing to rank: no rank rows, no bound scores, and the report says so.
+    assert mv.RANK_KIND not in set(summary["kind"])
+    assert mv.BOUND_KIND not in set(pd.read_csv(out / "metric_validity_scores.csv")["kind"])
+    assert "Rank check (untrained < exposure-scaling): skipped" in (out / "metric_validity.md").read_text()
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -254,5 +263,8 @@ RESULTS = Path(__file__).resolve().parent.parent / "results" / "metric_validity"
 def test_committed_metric_validity_follows_the_schema(path):
     df = pd.read_csv(path)
     assert list(df.columns) == list(mv.SUMMARY_COLUMNS)
-    assert set(df["kind"]) <= {"detect", "invariance"} and df["passed"].dtype == bool
-    assert not df.duplicated(["protocol", "metric", "distortion"]).any()
+    assert set(df["kind"]) <= {"detect", "invariance", mv.RANK_KIND} and df["passed"].dtype == bool
+    assert not df.duplicated(["protocol", "metric", "distortion", "kind"]).any()
+    rank = df[df["kind"] == mv.RANK_KIND]
+    assert rank["spearman"].isna().all() and rank["max_abs_change"].isna().all()
+    assert ((rank["pair_accuracy"] >= mv.RANK_THRESHOLD) == rank["passed"]).all()

@@ -5,7 +5,9 @@
 
 Each test scene's reference HDR is distorted at graded strengths (blur, noise, colour cast, banding, highlight
 clipping, a local exposure error, the output of an untrained network of the proposed method) and scored with
-every HDR metric under every protocol; the protocols' declared invariances are checked too. A failed check is
+every HDR metric under every protocol; the protocols' declared invariances are checked too, and whether each
+metric ranks the untrained network's output below the training-free ``exposure-scaling`` on >= 90 % of the scenes
+(the rank check, skipped with ``--network-preset none``). A failed check is
 printed and reported, not an error: the exit status is 0 whenever the study ran. See
 :mod:`hdrbench.evaluate.metric_validity` for the checks and :mod:`hdrbench.report.metric_validity` for the files.
 """
@@ -28,7 +30,8 @@ def register(sub) -> None:
         help="check that each HDR metric and protocol detects graded distortions and keeps its invariances",
         description="Distort each test scene's reference HDR at graded strengths, score every distortion with every"
         " HDR metric under every protocol, and check that scores get worse with strength (Spearman on the scenes'"
-        " mean) and that each protocol's declared invariances hold. Writes metric_validity.csv, the per-strength"
+        " mean), that each protocol's declared invariances hold, and that the untrained network scores below"
+        " exposure-scaling on >= 90 % of the scenes. Writes metric_validity.csv, the per-strength"
         " scores, a Markdown report and a figure into --out.",
     )
     p.add_argument("--dataset", required=True, help="dataset name (synthetic, photos, hdr-folder:PATH ...)")
@@ -106,7 +109,7 @@ def run(args) -> int:
     result = validate_metrics(args.dataset, split=args.split, seed=args.seed, network_preset=preset,
                               progress=not args.no_progress, **names)
     result.info["command"] = _command(args)
-    failed = failures(result.summary)
+    failed = failures(result.summary, result.scores)
     paths = write(result, args.out, failed)
     n_all = len(result.summary)
     print(f"{result.info['dataset']}: {n_all - len(failed)} of {n_all} checks pass "

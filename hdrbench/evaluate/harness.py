@@ -344,6 +344,26 @@ class _SceneScorer:
         return ScoreRow(target, ev, metric, val, err, self._version(metric, details))
 
 
+def score_scene_hdr(method: Method, scene: Scene, protocol, hdr_metrics: Sequence[str], *,
+                    device: str | torch.device = "cpu") -> dict[str, ScoreRow]:
+    """The HDR rows :func:`evaluate` records for one scene, without a run folder: the same predict, merge,
+    reference and scoring code (:class:`_SceneScorer`), so a caller that compares against a method scores it
+    exactly as the harness would.
+
+    Args:
+        method: the method (its scene context, e.g. the reference inverse CRF, is provided here as in a run).
+        scene: a loaded scene (its stack, EVs and HDR image as the dataset gives them).
+        protocol: a :class:`~hdrbench.metrics.protocols.Protocol` (its reference and merge layer are honoured).
+        hdr_metrics: HDR metric names.
+        device: evaluation device.
+
+    Returns:
+        ``{metric: ScoreRow}`` of the ``hdr`` target; a failure is a row with ``value`` NaN and ``error`` set.
+    """
+    scorer = _SceneScorer(method, [float(e) for e in scene.evs], protocol, (), hdr_metrics, torch.device(device))
+    return {r.metric: r for r in scorer.score(scene) if r.target == "hdr"}
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What :func:`evaluate` checked before scoring: device, protocol, dataset, scenes, method, caveat."""

@@ -30,6 +30,18 @@ evaluating the method under that protocol would score). Strength w in (0.2, 0.4,
 reference towards it (:func:`hdrbench.metrics.distortions.blend_towards`: the network output is first brought to
 the reference's scale by the median luminance ratio), so the distance to the reference is exactly w times that
 of the network output.
+
+A third check, **rank**, asks whether a metric under a protocol places that broken output below the simplest
+training-free bound. Per scene it compares the ``untrained-network`` score at w = 1 (the row the detect check
+already scored) with the score of :data:`BOUND_METHOD` (``exposure-scaling``: the input linearised by the scene's
+reference inverse CRF, scaled by 2^EV, re-encoded, merged with its own curve), computed by the evaluation
+harness's own code for that method (:func:`hdrbench.evaluate.harness.score_scene_hdr`: the protocol's reference
+and merge layer, the scene context's reference curve), so it is the score ``hdrbench evaluate`` records. Those
+scores are kept as rows of kind ``bound`` (distortion ``exposure-scaling``, strength NaN). The check passes when
+the untrained network scores strictly worse (in the metric's ``higher_is_better`` sense; a NaN on either side
+counts as not worse) on at least :data:`RANK_THRESHOLD` of the scenes; its ``pair_accuracy`` is that fraction of
+scenes, ``spearman`` and ``max_abs_change`` are NaN. Without the untrained network (``network_preset`` None) the
+check is skipped and the bound not computed.
 """
 
 from __future__ import annotations
@@ -62,6 +74,15 @@ NETWORK_PRESET = "cpu"
 INVARIANCE_BASE: tuple[str, float] = ("gaussian-noise", 0.05)
 SPEARMAN_THRESHOLD = 0.9
 INVARIANCE_RTOL = 1e-4
+#: The training-free method the untrained network must score below (rank check), its score rows' ``kind``, and
+#: the rank check's ``kind``.
+BOUND_METHOD = "exposure-scaling"
+BOUND_KIND = "bound"
+RANK_KIND = "rank"
+#: Fraction of scenes on which the untrained network must score worse than :data:`BOUND_METHOD`: the benchmark's
+#: stated goal (a meaningful default ranks an untrained network below exposure scaling on >= 90 % of the scenes;
+#: with 8 scenes that means all 8, since 7/8 = 87.5 %).
+RANK_THRESHOLD = 0.9
 #: Seed offset of the base distortion's noise, so that a claimed noise invariance draws a different field.
 _BASE_SEED_OFFSET = 7919
 
@@ -144,6 +165,26 @@ def network_distortion(net_hdr: torch.Tensor) -> dist.Distortion:
         "|distorted - reference| = w |aligned network output - reference| at every pixel",
         lambda hdr, w, seed: dist.blend_towards(hdr, net_hdr.to(hdr), w),
     )
+
+
+def bound_rows(method, scene, protocol: Protocol, metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """Score :data:`BOUND_METHOD` on one scene under ``protocol`` through the evaluation harness.
+
+    Args:
+        method: the bound's :class:`~hdrbench.evaluate.methods.Method` (``get_method(BOUND_METHOD)``).
+        scene: the loaded scene.
+        protocol: the protocol (its reference and merge layer are the harness's to honour).
+        metrics: HDR metric names.
+
+    Returns:
+        Rows with ``protocol, metric, distortion, kind, strength, score``: ``distortion`` = :data:`BOUND_METHOD`,
+        ``kind`` = :data:`BOUND_KIND`, ``strength`` NaN, ``score`` NaN where the harness recorded an error.
+    """
+    from hdrbench.evaluate.harness import score_scene_hdr
+
+    scored = score_scene_hdr(method, scene, protocol, metrics)
+    return [dict(protocol=protocol.name, metric=m, distortion=BOUND_METHOD, kind=BOUND_KIND, strength=math.nan,
+                 score=float(scored[m].value)) for m in metrics]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,6 +331,11 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
     if not scenes:
         raise DatasetError(f"dataset {ds.name!r}: split {split!r} is empty")
     model = untrained_network(network_preset, seed) if network_preset else None
+    bound = None
+    if model is not None:
+        from hdrbench.evaluate.methods import get_method
+
+        bound = get_method(BOUND_METHOD, dataset=ds.name, device="cpu")
 
     rows: list[dict[str, Any]] = []
     bar = None
@@ -314,6 +360,9 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
                 bar.set_postfix_str(f"{name} {p.name}")
             for r in score_scene(refs[key], p, metric_names, seed=seed + i, net_hdr=nets.get(p.stack_merge)):
                 rows.append({"dataset": ds.name, "scene": name, **r})
+            if bound is not None:
+                for r in bound_rows(bound, scene, p, metric_names):
+                    rows.append({"dataset": ds.name, "scene": name, **r})
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -327,6 +376,8 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
         "network": None if model is None else {"recipe": NETWORK_RECIPE, "preset": network_preset, "seed": seed},
         "invariance_base": {"distortion": INVARIANCE_BASE[0], "strength": INVARIANCE_BASE[1]},
         "spearman_threshold": SPEARMAN_THRESHOLD, "invariance_rtol": INVARIANCE_RTOL,
+        "rank": None if bound is None else {"bound": BOUND_METHOD, "bound_config": bound.config(),
+                                            "threshold": RANK_THRESHOLD},
     }
     return ValidityResult(scores=scores, summary=summarise(scores), info=info)
 
@@ -378,19 +429,51 @@ def _identity(name: str) -> float:
     return 0.0 if name == NETWORK_DISTORTION else dist.get_distortion(name).identity
 
 
+def rank_counts(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, protocol, metric): on how many scenes the untrained network scores worse than the bound.
+
+    Args:
+        scores: per-scene scores with :data:`SCORE_COLUMNS`, including the ``untrained-network`` detect rows at
+            w = 1 and the :data:`BOUND_KIND` rows.
+
+    Returns:
+        Columns ``dataset, protocol, metric, below, scenes``: ``scenes`` counts the scenes with an untrained-network
+        score at w = 1; ``below`` those where it is strictly worse than the bound's score on the same scene (a
+        missing or NaN score on either side is not worse). Empty when either side is absent.
+    """
+    keys = ["dataset", "protocol", "metric"]
+    net = scores[(scores["distortion"] == NETWORK_DISTORTION) & (scores["kind"] == "detect")
+                 & (scores["strength"] == 1.0)]
+    bnd = scores[scores["kind"] == BOUND_KIND]
+    out = []
+    if not net.empty and not bnd.empty:
+        both = net[keys + ["scene", "score"]].merge(bnd[keys + ["scene", "score"]], on=keys + ["scene"], how="left",
+                                                    suffixes=("_net", "_bound"))
+        bounded = set(bnd[keys].itertuples(index=False, name=None))
+        for key, g in both.groupby(keys, sort=False):
+            if key not in bounded:
+                continue  # no bound under this protocol/metric: no check rather than a vacuous failure
+            a, b = g["score_net"].to_numpy(np.float64), g["score_bound"].to_numpy(np.float64)
+            worse = (a < b) if get_metric(key[2]).higher_is_better else (a > b)  # NaN compares False
+            out.append(dict(zip(keys, key), below=int(worse.sum()), scenes=len(g)))
+    return pd.DataFrame(out, columns=[*keys, "below", "scenes"])
+
+
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, protocol, metric, distortion): the checks of the module docstring.
+    """One row per (dataset, protocol, metric, distortion, kind): the checks of the module docstring.
 
     Args:
         scores: per-scene scores with :data:`SCORE_COLUMNS`.
 
     Returns:
-        A frame with :data:`SUMMARY_COLUMNS`; ``spearman``/``pair_accuracy`` are NaN on invariance rows and
-        ``max_abs_change`` NaN on detect rows.
+        A frame with :data:`SUMMARY_COLUMNS`; ``spearman``/``pair_accuracy`` are NaN on invariance rows,
+        ``max_abs_change`` NaN on detect rows; rank rows (kind :data:`RANK_KIND`, distortion ``untrained-network``)
+        have ``pair_accuracy`` = the fraction of scenes where the untrained network scores worse than
+        :data:`BOUND_METHOD` and the other two NaN.
     """
     out = []
     keys = ["dataset", "protocol", "metric", "distortion", "kind"]
-    for key, g in scores.groupby(keys, sort=False):
+    for key, g in scores[scores["kind"] != BOUND_KIND].groupby(keys, sort=False):
         row = dict(zip(keys, key))
         hib = get_metric(row["metric"]).higher_is_better
         if row["kind"] == "detect":
@@ -403,14 +486,30 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
             change, ok = _invariance(g, _identity(row["distortion"]))
             row.update(spearman=math.nan, pair_accuracy=math.nan, max_abs_change=change, passed=ok)
         out.append(row)
+    for r in rank_counts(scores).itertuples(index=False):
+        frac = r.below / r.scenes if r.scenes else math.nan
+        out.append(dict(dataset=r.dataset, protocol=r.protocol, metric=r.metric, distortion=NETWORK_DISTORTION,
+                        kind=RANK_KIND, spearman=math.nan, pair_accuracy=frac, max_abs_change=math.nan,
+                        passed=bool(frac >= RANK_THRESHOLD) if r.scenes else False))
     return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
 
 
-def failures(summary: pd.DataFrame) -> list[str]:
-    """One line per failed check, e.g. ``singlehdr / hdrvdp2: does not detect colour-cast (Spearman -0.60)``."""
+def failures(summary: pd.DataFrame, scores: pd.DataFrame | None = None) -> list[str]:
+    """One line per failed check, e.g. ``singlehdr / hdrvdp2: does not detect colour-cast (Spearman -0.60)``.
+
+    ``scores`` (optional) gives a failed rank check its scene counts (``6 of 8 scenes``) instead of a percentage.
+    """
+    counts = {}
+    if scores is not None:
+        counts = {(r.protocol, r.metric): (r.below, r.scenes) for r in rank_counts(scores).itertuples(index=False)}
     lines = []
     for r in summary[~summary["passed"].astype(bool)].itertuples(index=False):
-        if r.kind == "detect":
+        if r.kind == RANK_KIND:
+            k_n = counts.get((r.protocol, r.metric))
+            share = f"{k_n[0]} of {k_n[1]} scenes" if k_n else f"{100.0 * r.pair_accuracy:.1f} % of the scenes"
+            lines.append(f"{r.protocol} / {r.metric}: ranks the untrained network below {BOUND_METHOD} on only"
+                         f" {share} (needs >= {100.0 * RANK_THRESHOLD:g} %)")
+        elif r.kind == "detect":
             lines.append(f"{r.protocol} / {r.metric}: does not detect {r.distortion} (Spearman {r.spearman:.2f},"
                          f" pair accuracy {r.pair_accuracy:.2f})")
         else:
@@ -420,9 +519,9 @@ def failures(summary: pd.DataFrame) -> list[str]:
 
 
 __all__ = [
-    "INVARIANCE_BASE", "INVARIANCE_RTOL", "NETWORK_DISTORTION", "NETWORK_WEIGHTS", "SCORE_COLUMNS",
-    "SPEARMAN_THRESHOLD", "SUMMARY_COLUMNS", "ValidityResult", "default_protocol_names", "failures",
-    "hdr_metric_names", "network_distortion", "network_hdr", "network_stack", "plan", "reference_hdr", "resolve",
-    "score_scene", "summarise",
+    "BOUND_KIND", "BOUND_METHOD", "INVARIANCE_BASE", "INVARIANCE_RTOL", "NETWORK_DISTORTION", "NETWORK_WEIGHTS",
+    "RANK_KIND", "RANK_THRESHOLD", "SCORE_COLUMNS", "SPEARMAN_THRESHOLD", "SUMMARY_COLUMNS", "ValidityResult",
+    "bound_rows", "default_protocol_names", "failures", "hdr_metric_names", "network_distortion", "network_hdr",
+    "network_stack", "plan", "rank_counts", "reference_hdr", "resolve", "score_scene", "summarise",
     "untrained_network", "validate_metrics",
 ]

@@ -2,11 +2,15 @@
 
 Files written into the output folder (all atomically):
 
-* ``metric_validity.csv``: one row per (dataset, protocol, metric, distortion) with exactly the columns
-  ``dataset, protocol, metric, distortion, kind, spearman, pair_accuracy, max_abs_change, passed``;
+* ``metric_validity.csv``: one row per (dataset, protocol, metric, distortion, kind) with exactly the columns
+  ``dataset, protocol, metric, distortion, kind, spearman, pair_accuracy, max_abs_change, passed`` (kind
+  ``detect``, ``invariance`` or ``rank``; a rank row's ``pair_accuracy`` is the fraction of scenes on which the
+  untrained network scores worse than ``exposure-scaling``);
 * ``metric_validity_scores.csv``: every score, ``dataset, protocol, metric, distortion, kind, strength, scene,
-  score`` (invariance rows include the base image at the distortion's identity strength);
-* ``metric_validity.md``: the pass/fail matrix (protocol x metric rows, distortion columns) and every failure;
+  score`` (invariance rows include the base image at the distortion's identity strength; the rank check's bound
+  is kind ``bound``, distortion ``exposure-scaling``, strength empty);
+* ``metric_validity.md``: the pass/fail matrix (protocol x metric rows, distortion columns, then the rank check's
+  column "untrained < exposure-scaling") and every failure;
 * ``metric_validity.json``: the run's facts (scenes, protocol versions and claims, metric versions, seed);
 * ``metric_validity.png`` / ``.pdf``: the mean score over scenes against strength, one panel per distortion
   (columns) and metric (rows), one line per protocol.
@@ -22,8 +26,8 @@ import pandas as pd
 
 from hdrbench.atomic import atomic_write_text
 from hdrbench.evaluate.metric_validity import (
-    INVARIANCE_BASE, INVARIANCE_RTOL, NETWORK_DISTORTION, NETWORK_WEIGHTS, SPEARMAN_THRESHOLD, SUMMARY_COLUMNS,
-    ValidityResult,
+    BOUND_KIND, BOUND_METHOD, INVARIANCE_BASE, INVARIANCE_RTOL, NETWORK_DISTORTION, NETWORK_WEIGHTS, RANK_KIND,
+    RANK_THRESHOLD, SPEARMAN_THRESHOLD, SUMMARY_COLUMNS, ValidityResult, rank_counts,
 )
 from hdrbench.metrics import distortions as dist
 from hdrbench.metrics.registry import get_metric
@@ -44,7 +48,16 @@ def _unit(distortion: str) -> str:
     return dist.get_distortion(distortion).unit
 
 
-def _cell(row) -> str:
+#: The Markdown column of the rank check.
+RANK_COLUMN = f"untrained < {BOUND_METHOD}"
+
+
+def _cell(row, counts: dict | None = None) -> str:
+    if row.kind == RANK_KIND:
+        k_n = (counts or {}).get((row.protocol, row.metric))
+        value = (f"{k_n[0]}/{k_n[1]}" if k_n else
+                 "n/a" if math.isnan(row.pair_accuracy) else f"{100.0 * row.pair_accuracy:.0f} %")
+        return ("pass" if row.passed else "**FAIL**") + f" ({value})"
     if row.kind == "detect":
         value = "n/a" if math.isnan(row.spearman) else f"{row.spearman:+.2f}"
         return ("pass" if row.passed else "**FAIL**") + f" ({value})"
@@ -52,14 +65,20 @@ def _cell(row) -> str:
     return ("inv. pass" if row.passed else "**inv. FAIL**") + f" (max {value})"
 
 
-def matrix(summary: pd.DataFrame) -> pd.DataFrame:
-    """Protocol x metric rows, one column per distortion (in check order), cells like ``pass (-1.00)``."""
-    order = list(dict.fromkeys(summary["distortion"]))
+def matrix(summary: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Protocol x metric rows, one column per distortion (in check order), cells like ``pass (-1.00)``; rank checks
+    in a last column :data:`RANK_COLUMN`, cells like ``pass (8/8)`` (scene counts from ``scores``, else the
+    percentage of scenes)."""
+    rank = summary["kind"] == RANK_KIND
+    order = list(dict.fromkeys(summary.loc[~rank, "distortion"])) + ([RANK_COLUMN] if rank.any() else [])
+    counts = {}
+    if scores is not None and rank.any():
+        counts = {(r.protocol, r.metric): (r.below, r.scenes) for r in rank_counts(scores).itertuples(index=False)}
     rows = []
     for (protocol, metric), g in summary.groupby(["protocol", "metric"], sort=False):
         row = {"protocol": protocol, "metric": metric}
         for r in g.itertuples(index=False):
-            row[r.distortion] = _cell(r)
+            row[RANK_COLUMN if r.kind == RANK_KIND else r.distortion] = _cell(r, counts)
         rows.append(row)
     return pd.DataFrame(rows, columns=["protocol", "metric", *order]).fillna("–")
 
@@ -80,7 +99,9 @@ def markdown(result: ValidityResult, failures: list[str]) -> str:
         f" largest |score change| (pass: every change <= {INVARIANCE_RTOL:g} x max(1, |score|)), measured on top of"
         f" {INVARIANCE_BASE[0]} at strength {INVARIANCE_BASE[1]:g}.",
         "",
-        formats.to_markdown(matrix(s)),
+        _rank_sentence(result),
+        "",
+        formats.to_markdown(matrix(s, result.scores)),
         "",
         "Strengths:",
         "",
@@ -103,6 +124,17 @@ def markdown(result: ValidityResult, failures: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rank_sentence(result: ValidityResult) -> str:
+    """What the rank column means, or why it is absent."""
+    if result.info.get("network") is None:
+        return (f"Rank check ({RANK_COLUMN}): skipped, the untrained network was left out (--network-preset"
+                " none).")
+    return (f"Rank check ('{RANK_COLUMN}'): scenes on which the untrained network's score (w = 1) is worse than"
+            f" that of the training-free `{BOUND_METHOD}` (reference inverse CRF, merged with its own curve, scored"
+            f" as `hdrbench evaluate` scores it under the protocol) / all scenes; pass: >="
+            f" {100.0 * RANK_THRESHOLD:g} % of the scenes.")
+
+
 def figure(scores: pd.DataFrame, *, dataset: str):
     """Mean score over scenes against strength: rows = metrics, columns = distortions, lines = protocols."""
     import matplotlib
@@ -110,6 +142,7 @@ def figure(scores: pd.DataFrame, *, dataset: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    scores = scores[scores["kind"] != BOUND_KIND]  # the rank check's bound has no strength axis
     distortions = list(dict.fromkeys(scores["distortion"]))
     metrics = list(dict.fromkeys(scores["metric"]))
     protocols = list(dict.fromkeys(scores["protocol"]))
@@ -175,4 +208,4 @@ def write(result: ValidityResult, out: str | Path, failures: list[str]) -> list[
     return paths
 
 
-__all__ = ["NAMES", "figure", "markdown", "matrix", "write"]
+__all__ = ["NAMES", "RANK_COLUMN", "figure", "markdown", "matrix", "write"]
