@@ -361,7 +361,10 @@ def score_scene_hdr(method: Method, scene: Scene, protocol, hdr_metrics: Sequenc
         ``{metric: ScoreRow}`` of the ``hdr`` target; a failure is a row with ``value`` NaN and ``error`` set.
     """
     scorer = _SceneScorer(method, [float(e) for e in scene.evs], protocol, (), hdr_metrics, torch.device(device))
-    return {r.metric: r for r in scorer.score(scene) if r.target == "hdr"}
+    rows, pair = scorer.prepare(scene)
+    if pair is not None:
+        rows = rows + scorer.hdr_rows([pair])[0]
+    return {r.metric: r for r in rows if r.target == "hdr"}
 
 
 @dataclass(frozen=True)
