@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -65,6 +66,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 2 bad input, 130 interrupted, 141 reader gone)."""
+    # Buffered output is written out here, so that a closed pipe raises where it is handled and not in the
+    # interpreter's final flush ("Exception ignored ... BrokenPipeError", status 120). Other exceptions are
+    # left alone: their traceback matters more than the output.
+    try:
+        try:
+            status = _run(argv)
+        except SystemExit:  # argparse after --help or --version (stdout), or after a usage error
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a broken pipe of something else (a worker, a socket) is a real failure
+        # ``hdrbench leaderboard ... | head``: the reader has all it wanted. Send the rest of the output to
+        # devnull so that the final flush cannot raise again, and exit as a Unix tool killed by SIGPIPE
+        # reports itself (128 + 13 = 141, what ``seq 1000000 | head -1`` leaves in PIPESTATUS): quiet, not
+        # 0 (the output is incomplete, which ``set -o pipefail`` scripts can see), and not 1 or 2, which
+        # mean a failure of the command or its input.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe or socket whose reading end is closed (poll reports an error or
+    hang-up on it). Where poll is missing (Windows), any broken pipe is taken to be standard output's."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by an object without a descriptor, or closed
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+    except (ImportError, AttributeError):
+        return True
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_number_lists(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
