@@ -141,3 +141,33 @@ def test_memory_estimate_scales_with_pixels_and_names_the_limit():
     assert batch.estimate_peak_bytes(["hdrvdp2"], 1_000_000, torch.float32) < small
     with pytest.raises(Exception, match="6000x4000.*more than the limit"):
         batch.check_memory("x", ["hdrvdp2"], 4000, 6000, torch.float64, (10**9, "the limit"))
+
+
+def test_folder_scoring_holds_at_most_one_batch_per_size(tmp_path, monkeypatch):
+    # Folder scoring fills a size's batch by the rule score_pairs cuts by (batch.batch_capacity): with a budget of
+    # 2.5 pairs, 5 equal pairs go to score_pairs as 2 + 2 + 1 and never 3 at a time (3 pairs would be held while
+    # only 2 fit the budget).
+    from hdrbench.evaluate import folder_scoring as fs
+
+    rng = np.random.default_rng(5)
+    t, r = tmp_path / "test", tmp_path / "ref"
+    t.mkdir()
+    r.mkdir()
+    for name in "abcde":
+        ref = _img(rng, 24, 32)
+        write_image(r / f"{name}.hdr", ref)
+        write_image(t / f"{name}.hdr", (ref * 1.05).astype(np.float32))
+    held, done = [], []
+    real = batch.score_pairs
+
+    def spy(pairs, **kw):
+        held.append(len(pairs))
+        return real(pairs, **kw)
+
+    monkeypatch.setattr(batch, "score_pairs", spy)
+    per_pair = batch.estimate_peak_bytes(["pu21-psnr"], 24 * 32, torch.float64)
+    rows = fs.score_folders(t, r, protocol="singlehdr", metrics=["pu21-psnr"], max_bytes=int(2.5 * per_pair),
+                            progress=done.append)
+    assert held == [2, 2, 1] and done == [2, 2, 1]
+    assert [row.name for row in rows] == list("abcde")
+    assert all(row.error == "" and math.isfinite(row.metrics["pu21-psnr"]) for row in rows)

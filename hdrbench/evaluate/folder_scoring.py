@@ -7,8 +7,10 @@
 * Rows: one per matched pair, in name order. A pair that cannot be scored (size mismatch, unreadable or
   display-referred file, all-zero image...) gets a row whose ``error`` says why; the other pairs are scored.
 * Batching: pairs are read one by one and collected per image size; a size's pairs are scored together
-  (:func:`hdrbench.metrics.batch.score_pairs`) when they fill the memory budget, and the rest at the end, so at
-  most one budget's worth of images is held per size.
+  (:func:`hdrbench.metrics.batch.score_pairs`) when they fill one batch of the memory budget
+  (:func:`hdrbench.metrics.batch.batch_capacity`, the rule ``score_pairs`` cuts batches by, with no cap on the
+  count), and the rest at the end, so at most one budget's worth of images is held per size (one pair when a
+  single pair is over the budget).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def score_folders(
 
     from hdrbench.data.base import to_chw
     from hdrbench.imaging.io import read_image
-    from hdrbench.metrics.batch import check_memory, estimate_peak_bytes, score_pairs
+    from hdrbench.metrics.batch import batch_capacity, check_memory, score_pairs
     from hdrbench.metrics.pu21 import rgb_to_luminance
 
     names = list(metrics)
@@ -150,10 +152,8 @@ def score_folders(
             continue
         key = tuple(t.shape)
         pending.setdefault(key, []).append((row, t, r))
-        if max_bytes is not None:
-            per_pair = estimate_peak_bytes(names, key[-2] * key[-1], t.dtype)
-            if len(pending[key]) * per_pair >= max_bytes:
-                flush(key)
+        if len(pending[key]) >= batch_capacity(names, key[-2], key[-1], t.dtype, max_bytes):
+            flush(key)
     for key in list(pending):
         flush(key)
     return rows
