@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def test_csv_schema_and_console_report(tmp_path, capsys):
         assert (out / name).stat().st_size > 0
     assert "| protocol | metric |" in (out / "metric_validity.md").read_text()
     assert "| untrained < exposure-scaling |" in (out / "metric_validity.md").read_text()
+    # The network's HDR depends on the thread count at rounding level: the run records it with torch's version.
+    info = json.loads((out / "metric_validity.json").read_text())
+    assert info["torch_threads"] == torch.get_num_threads() and info["torch_version"] == torch.__version__
 
 
 def test_false_invariance_claim_is_reported_failing(tmp_path, capsys, monkeypatch):

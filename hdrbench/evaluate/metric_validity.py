@@ -378,6 +378,9 @@ def validate_metrics(dataset: str, *, protocols: Sequence[str | Protocol] | None
         "spearman_threshold": SPEARMAN_THRESHOLD, "invariance_rtol": INVARIANCE_RTOL,
         "rank": None if bound is None else {"bound": BOUND_METHOD, "bound_config": bound.config(),
                                             "threshold": RANK_THRESHOLD},
+        # The untrained network's merged HDR depends on the CPU thread count at rounding level (up to 0.06 Q
+        # of HDR-VDP-2), so a rerun matches these scores only with the same torch and the same thread count.
+        "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
     }
     return ValidityResult(scores=scores, summary=summarise(scores), info=info)
 

@@ -11,7 +11,8 @@ Files written into the output folder (all atomically):
   is kind ``bound``, distortion ``exposure-scaling``, strength empty);
 * ``metric_validity.md``: the pass/fail matrix (protocol x metric rows, distortion columns, then the rank check's
   column "untrained < exposure-scaling") and every failure;
-* ``metric_validity.json``: the run's facts (scenes, protocol versions and claims, metric versions, seed);
+* ``metric_validity.json``: the run's facts (scenes, protocol versions and claims, metric versions, seed, torch
+  version and thread count);
 * ``metric_validity.png`` / ``.pdf``: the mean score over scenes against strength, one panel per distortion
   (columns) and metric (rows), one line per protocol.
 """
