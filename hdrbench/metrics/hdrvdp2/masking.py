@@ -30,6 +30,11 @@ def sign_pow(x: torch.Tensor, e: float) -> torch.Tensor:
     return x.abs().pow_(e).mul_(torch.sign(x))
 
 
+def psychometric_band(d: torch.Tensor, i: int) -> torch.Tensor:
+    """Psychometric exponent of band ``i``: sign_pow(D / band_norm, pf) band_norm (a new tensor)."""
+    return sign_pow(d / 2.0**i, constants().pf).mul_(2.0**i)
+
+
 def mutual_masking(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """(N, O, h, w) bands -> 3x3 box-filtered min(|T|, |R|) (zeros outside the band)."""
     m = F.pad(torch.minimum(t.abs(), r.abs()), (1, 1, 1, 1))
@@ -117,7 +122,7 @@ def iter_visible_differences(
                                                  keep_n_mask=stages is not None)
         else:
             d, n_mask = _differences_autograd(diff, self_m, xo, xn, nz, i)
-            d_psy = sign_pow(d / band_norm, c.pf).mul_(band_norm) if psychometric else None
+            d_psy = psychometric_band(d, i) if psychometric else None
         del xo, xn, diff
         if stages is not None:
             stages.setdefault("N_mask", []).append(n_mask)

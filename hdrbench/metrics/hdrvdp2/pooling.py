@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from .constants import EPSILON_Q, LOG_HALF, constants
-from .masking import sign_pow
 from .resize import imresize
 
 
@@ -73,16 +72,6 @@ def band_terms(d_bands: list[torch.Tensor], diff_mask: torch.Tensor, freqs: np.n
 def quality(terms: torch.Tensor) -> torch.Tensor:
     """(N, B, 4) band terms -> (N,) Q (100 for identical images)."""
     return 100.0 - terms.sum(dim=(1, 2))
-
-
-def psychometric_band(d: torch.Tensor, i: int) -> torch.Tensor:
-    """Psychometric exponent of band ``i``: sign_pow(D / band_norm, pf) band_norm (a new tensor)."""
-    return sign_pow(d / 2.0**i, constants().pf).mul_(2.0**i)
-
-
-def psychometric_bands(d_bands: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Apply the psychometric exponent: sign_pow(D / band_norm, pf) band_norm per band."""
-    return [psychometric_band(d, i) for i, d in enumerate(d_bands)]
 
 
 def detection_maps(s_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
