@@ -172,8 +172,6 @@ class _SceneScorer:
         self.reference = protocol.hdr_reference
         self.versions = {m: get_metric(m).version for m in self.stack_metrics + self.hdr_metrics}
         self.hdr_reference_used: set[str] = set()
-        #: The HDR image scored for the last scene, (1, 3, H, W) on the device, or None when there was none.
-        self.last_hdr: torch.Tensor | None = None
 
     def expected(self, evs: list[float] | None = None) -> list[tuple[str, float, str]]:
         """The (target, EV, metric) rows a scene produces; ``evs`` defaults to the dataset's EVs."""
@@ -200,7 +198,6 @@ class _SceneScorer:
             its HDR metrics, ``rows`` are all its rows (HDR rows as errors) and ``pair`` is None.
         """
         dev = self.device
-        self.last_hdr = None
         gt_stack = scene.stack[None].to(dev) if scene.stack is not None else None
         scene_evs = [float(e) for e in scene.evs]
         ldr = scene.input[None].to(dev)
@@ -238,7 +235,6 @@ class _SceneScorer:
             pred_hdr, ref = self._checked_hdr(pred_hdr, ldr, scene, gt_merge)
         except Exception as exc:
             return rows + self.failed(_err(exc), only="hdr"), None
-        self.last_hdr = pred_hdr
         return rows, (pred_hdr, ref)
 
     def hdr_rows(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[list[ScoreRow]]:
