@@ -272,6 +272,16 @@ def _up_conv_exact(x: torch.Tensor, filt: torch.Tensor, size: tuple[int, int], s
     return torch.einsum("ahi,ncij,cawj->nhw", ay, x, cx)[:, None]
 
 
+def _zero_upsample(x: torch.Tensor, size: tuple[int, int], step: int) -> torch.Tensor:
+    """``x`` (..., h, w) placed at samples 0, step, 2 step, ... of a zero image of ``size`` (``x`` itself for step 1):
+    the input of upConv's convolution."""
+    if step == 1:
+        return x
+    z = x.new_zeros(x.shape[:-2] + tuple(size))
+    z[..., ::step, ::step] = x
+    return z
+
+
 def up_conv(x: torch.Tensor, weight: torch.Tensor, size: tuple[int, int], step: int = 1,
             filt: torch.Tensor | None = None) -> torch.Tensor:
     """matlabPyrTools ``upConv(x, filt, 'reflect1', [step step], [1 1], size)`` summed over input channels.
@@ -288,10 +298,7 @@ def up_conv(x: torch.Tensor, weight: torch.Tensor, size: tuple[int, int], step: 
         if filt is None:
             filt = weight.flip(-1, -2)
         return _up_conv_exact(x, filt, size, step)
-    if step != 1:
-        z = x.new_zeros(x.shape[:-2] + tuple(size))
-        z[..., ::step, ::step] = x
-        x = z
+    x = _zero_upsample(x, size, step)
     r = k // 2
     return _correlate_valid(_reflect_pad(x, r), weight)
 
@@ -315,10 +322,7 @@ def up_conv_sum(terms: list[tuple[torch.Tensor, torch.Tensor, int]], size: tuple
     shape = (fast_fft_size(hp), fast_fft_size(wp))
     total = None
     for x, weight, step in terms:
-        if step != 1:
-            z = x.new_zeros(x.shape[:-2] + tuple(size))
-            z[..., ::step, ::step] = x
-            x = z
+        x = _zero_upsample(x, size, step)
         xs = torch.fft.rfft2(_reflect_pad(x, r), s=shape)
         del x
         prod = (xs * _spectrum(weight, shape)[0]).sum(dim=1, keepdim=True)  # input channels summed
