@@ -462,6 +462,11 @@ def rank_counts(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=[*keys, "below", "scenes"])
 
 
+def rank_scene_counts(scores: pd.DataFrame) -> dict[tuple[str, str], tuple[int, int]]:
+    """:func:`rank_counts` of one dataset's scores as ``{(protocol, metric): (below, scenes)}`` (for report text)."""
+    return {(r.protocol, r.metric): (r.below, r.scenes) for r in rank_counts(scores).itertuples(index=False)}
+
+
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, protocol, metric, distortion, kind): the checks of the module docstring.
 
@@ -502,9 +507,7 @@ def failures(summary: pd.DataFrame, scores: pd.DataFrame | None = None) -> list[
 
     ``scores`` (optional) gives a failed rank check its scene counts (``6 of 8 scenes``) instead of a percentage.
     """
-    counts = {}
-    if scores is not None:
-        counts = {(r.protocol, r.metric): (r.below, r.scenes) for r in rank_counts(scores).itertuples(index=False)}
+    counts = rank_scene_counts(scores) if scores is not None else {}
     lines = []
     for r in summary[~summary["passed"].astype(bool)].itertuples(index=False):
         if r.kind == RANK_KIND:
@@ -525,6 +528,6 @@ __all__ = [
     "BOUND_KIND", "BOUND_METHOD", "INVARIANCE_BASE", "INVARIANCE_RTOL", "NETWORK_DISTORTION", "NETWORK_WEIGHTS",
     "RANK_KIND", "RANK_THRESHOLD", "SCORE_COLUMNS", "SPEARMAN_THRESHOLD", "SUMMARY_COLUMNS", "ValidityResult",
     "bound_rows", "default_protocol_names", "failures", "hdr_metric_names", "network_distortion", "network_hdr",
-    "network_stack", "plan", "rank_counts", "reference_hdr", "resolve", "score_scene", "summarise",
+    "network_stack", "plan", "rank_counts", "rank_scene_counts", "reference_hdr", "resolve", "score_scene", "summarise",
     "untrained_network", "validate_metrics",
 ]

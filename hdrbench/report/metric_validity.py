@@ -28,7 +28,7 @@ import pandas as pd
 from hdrbench.atomic import atomic_write_text
 from hdrbench.evaluate.metric_validity import (
     BOUND_KIND, BOUND_METHOD, INVARIANCE_BASE, INVARIANCE_RTOL, NETWORK_DISTORTION, NETWORK_WEIGHTS, RANK_KIND,
-    RANK_THRESHOLD, SPEARMAN_THRESHOLD, SUMMARY_COLUMNS, ValidityResult, rank_counts,
+    RANK_THRESHOLD, SPEARMAN_THRESHOLD, SUMMARY_COLUMNS, ValidityResult, rank_scene_counts,
 )
 from hdrbench.metrics import distortions as dist
 from hdrbench.metrics.registry import get_metric
@@ -72,9 +72,7 @@ def matrix(summary: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.Data
     percentage of scenes)."""
     rank = summary["kind"] == RANK_KIND
     order = list(dict.fromkeys(summary.loc[~rank, "distortion"])) + ([RANK_COLUMN] if rank.any() else [])
-    counts = {}
-    if scores is not None and rank.any():
-        counts = {(r.protocol, r.metric): (r.below, r.scenes) for r in rank_counts(scores).itertuples(index=False)}
+    counts = rank_scene_counts(scores) if scores is not None and rank.any() else {}
     rows = []
     for (protocol, metric), g in summary.groupby(["protocol", "metric"], sort=False):
         row = {"protocol": protocol, "metric": metric}
