@@ -19,7 +19,7 @@ PACKAGE = Path(hdrbench.__file__).parent
 RANKS: dict[str, int] = {
     # Shared utilities: import only each other.
     "__init__": 0, "errors": 0, "checks": 0, "registry": 0, "paths": 0, "atomic": 0, "options": 0,
-    "outputs": 0,
+    "outputs": 0, "nativebuild": 0,
     "imaging": 1,
     "metrics": 2,
     "data": 3,

@@ -22,20 +22,12 @@ turns the kernels off.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-import warnings
 from pathlib import Path
 
 import torch
 
-from hdrbench.paths import cache_dir
+from hdrbench import nativebuild
+from hdrbench.nativebuild import NativeBuildError  # noqa: F401  (part of this module's interface)
 
 SOURCE = Path(__file__).with_name("log_merge_kernel.cpp")
 ABI = 4
@@ -46,74 +38,15 @@ WEIGHT_CODES = {"all": 0, "hat": 1, "box": 2, "deb97": 3, "robertson": 4}
 #: Below this many stack elements the kernels run on one thread (starting threads would cost more).
 MIN_PARALLEL = 1 << 16
 
-_LOCK = threading.Lock()
-log = logging.getLogger(__name__)
-_STATE: dict = {}  # "lib": CDLL | None, once tried
-
-
-class NativeBuildError(RuntimeError):
-    """The kernel could not be compiled or loaded (the message says why)."""
-
-
-def _cpu_signature() -> str:
-    """What the compiled code depends on: machine, CPU model and its instruction-set flags (Linux)."""
-    parts = [platform.machine(), platform.processor()]
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("model name", "flags", "Features")):
-                    parts.append(line.strip())
-                if line.strip() == "":
-                    break  # the first processor describes them all
-    except OSError:
-        pass
-    return "\n".join(parts)
-
-
-def _compiler() -> str | None:
-    cxx = os.environ.get("CXX")
-    if cxx:
-        return cxx
-    return shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-
 
 def build(flags: tuple[str, ...] = FLAGS + VARIANTS[0], out_dir: Path | None = None) -> Path:
-    """Compile the kernel with ``flags`` (unless a matching build exists) and return the library's path.
-
-    The library is written to a temporary name and renamed into place, so concurrent processes (e.g.
-    the ranks of one ``torchrun``) never load a half-written file.
+    """Compile the kernel with ``flags`` (unless a matching build exists) and return the library's path
+    (:func:`hdrbench.nativebuild.build`).
 
     Raises:
         NativeBuildError: no C++ compiler, or the compiler failed (its message is included).
     """
-    cxx = _compiler()
-    if cxx is None:
-        raise NativeBuildError("no C++ compiler found (set CXX, or install g++ or clang++)")
-    out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "kernels"
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join((cxx, *flags)).encode(),
-                                      _cpu_signature().encode()]))
-    path = out_dir / f"log_merge-{key.hexdigest()[:16]}{_suffix()}"
-    if path.exists():
-        return path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    log.info("compiling %s (%s %s), once for this machine", SOURCE.name, cxx, " ".join(flags))
-    try:
-        proc = subprocess.run([cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise NativeBuildError(f"{cxx} {' '.join(flags)}: {proc.stderr.strip()[-800:]}")
-        os.replace(tmp, path)
-        return path
-    except OSError as exc:
-        raise NativeBuildError(f"{cxx}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _suffix() -> str:
-    return ".dll" if os.name == "nt" else ".dylib" if platform.system() == "Darwin" else ".so"
+    return nativebuild.build(SOURCE, "log_merge", flags, out_dir)
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -131,25 +64,15 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
+_LIBRARY = nativebuild.KernelLibrary("native synthesis kernel", lambda variant: build(FLAGS + variant),
+                                     lambda path: _load(path), VARIANTS)
+_STATE = _LIBRARY.state  # "lib": CDLL | None, once tried
+
+
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, built on first call; None (after one warning) where no build works."""
-    if os.environ.get("HDRBENCH_NATIVE", "1").strip() == "0":
-        return None
-    with _LOCK:
-        if "lib" not in _STATE:
-            _STATE["lib"], errors = None, []
-            for variant in VARIANTS:
-                try:
-                    _STATE["lib"] = _load(build(FLAGS + variant))
-                    break
-                except (NativeBuildError, OSError, AttributeError) as exc:
-                    errors.append(str(exc))
-                    if _compiler() is None:
-                        break
-            if _STATE["lib"] is None:
-                warnings.warn("hdrbench: native synthesis kernel unavailable, using the torch path (" +
-                              "; ".join(errors) + ")", RuntimeWarning, stacklevel=3)
-        return _STATE["lib"]
+    _LIBRARY.state = _STATE  # the module's state dict (tests replace it to force a fresh attempt)
+    return _LIBRARY.get()
 
 
 def threads_used() -> int:

@@ -85,6 +85,12 @@ def band_csf(table_row: torch.Tensor, log_la: torch.Tensor, size: tuple[int, int
     return lookup(table_row, imresize(log_la, size).clamp(-5.0, 5.0))
 
 
+def band_inputs(table_row: torch.Tensor, log_la: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`band_csf` looks up, for a kernel that does the lookup itself: (table row, log10 L_a (N, 1, H, W)
+    bicubic-resized to ``size``, not yet clamped)."""
+    return table_row, imresize(log_la, size)
+
+
 _BB_RHO: dict = {}
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .constants import constants
 from .fastmath import log_pow_, needs_grad
 from .resize import imresize
@@ -130,6 +131,73 @@ def iter_visible_differences(
         del n_mask
         yield (i, d, d_psy) if psychometric else (i, d)
         del d, d_psy
+
+
+def native_usable(bands: list, stages: dict | None) -> bool:
+    """Whether :func:`iter_band_squares_native` can run: float32 CPU bands, no gradient, no stages kept, and the
+    native kernel builds (:mod:`.native`)."""
+    return stages is None and native.usable(*(b for b in bands if b is not None))
+
+
+def iter_band_squares_native(
+    bands: list, n: int, noise: Callable[[int], torch.Tensor | float],
+    csf_inputs: Callable[[int], tuple[torch.Tensor, torch.Tensor] | None], diff_mask: torch.Tensor,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The masking of :func:`iter_visible_differences` with the native float32 kernel, band by band.
+
+    Args:
+        bands, n, noise: as :func:`iter_visible_differences` (``bands`` entries are released as they are passed;
+            ``noise`` is called only for a band whose normalisation overflows float32, see below).
+        csf_inputs: ``csf_inputs(b)`` -> (the band's CSF table row, log10 adapting luminance resized to the band),
+            which the kernel looks up per pixel as :func:`csf.band_csf` does; None for the base band (noise 1).
+        diff_mask: (N, 1, H, W) pixel difference mask (``pooling.difference_mask``).
+
+    Yields:
+        (b, sq, D_psy): the (N, O_b) float64 sums over the band of (D dm)^2 (dm the difference mask resized to the
+        band; :func:`pooling.band_term_from_squares` turns them into Q terms) and the psychometric band
+        sign_pow(D / band_norm, pf) band_norm, (N, O_b, h_b, w_b). A band where N^(2p) + N_mask^2 leaves float32's
+        range (extreme contrasts) is computed by the torch code instead, whose ``hypot`` avoids the overflow.
+    """
+    c = constants()
+    n_bands = len(bands)
+    mm: dict[int, torch.Tensor] = {}
+
+    def mutual(i: int) -> torch.Tensor:
+        if i not in mm:
+            mm[i] = native.mutual_masking(bands[i][:n], bands[i][n:])
+        return mm[i]
+
+    for i in range(n_bands):
+        t, r = bands[i][:n], bands[i][n:]
+        band_norm = 2.0**i
+        n_orient = t.shape[1]
+        size = tuple(t.shape[-2:])
+        self_m = mutual(i)
+        # Neighbouring bands' masking at this band's size, with the factor that divides it. A neighbour with one
+        # orientation is resized once and stands in for every orientation inside the kernel.
+        neighbours = []
+        if i > 0:
+            below = mm.pop(i - 1)
+            neighbours.append((imresize(below if below.shape[1] == 1 else below[:, :n_orient], size), band_norm / 2.0))
+        if i < n_bands - 2:
+            above = mutual(i + 1)
+            neighbours.append((imresize(above if above.shape[1] == 1 else above[:, :n_orient], size), band_norm * 2.0))
+        dm = imresize(diff_mask, size)
+        out = native.band(t, r, self_m, [(x, 1.0 / div) for x, div in neighbours], csf_inputs(i), dm, i, c)
+        if out is None:  # float32 overflow of the normalisation: the torch code with its hypot fallback
+            xo = (self_m.sum(dim=1, keepdim=True) - self_m).clamp_min_(0.0)
+            xn = torch.zeros_like(self_m)
+            for x, div in neighbours:
+                xn = xn + _pick_orientations(x, n_orient).clamp_min(0.0).div_(div)
+            d, d_psy, _ = _differences_fast(t - r, self_m, xo, xn, noise(i), i, True, keep_n_mask=False)
+            sq = torch.cat([(d[:, o : o + 1] * dm).to(torch.float64).square().sum(dim=(-2, -1))
+                            for o in range(n_orient)], dim=1)
+        else:
+            _, d_psy, sq = out
+        del t, r, self_m, neighbours, dm, out
+        bands[i] = None
+        mm.pop(i - 1, None)
+        yield i, sq, d_psy
 
 
 def _differences_autograd(diff, self_m, xo, xn, nz, i):

@@ -51,7 +51,21 @@ def band_term(d: torch.Tensor, diff_mask: torch.Tensor, weight: float) -> torch.
         dp = (d[:, o : o + 1] * dm).to(torch.float64)
         sq.append((dp * dp).sum(dim=(-2, -1)))
         del dp
-    msre = torch.sqrt(torch.cat(sq, dim=1)) / (d.shape[-2] * d.shape[-1])
+    return band_term_from_squares(torch.cat(sq, dim=1), tuple(d.shape[-2:]), weight)
+
+
+def band_term_from_squares(sq: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:
+    """Q terms of one band from its sums of squares: w_f (ln(sqrt(sq) / (h w) + eps) - ln(eps)).
+
+    Args:
+        sq: (N, O) float64 sums over the band of D_p^2 (D times the resized difference mask).
+        size: the band's (h, w).
+        weight: the band's quality weight w_f.
+
+    Returns:
+        (N, O) float64 terms.
+    """
+    msre = torch.sqrt(sq) / (size[0] * size[1])
     return float(weight) * (torch.log(msre + EPSILON_Q) - math.log(EPSILON_Q))
 
 

@@ -1,0 +1,125 @@
+"""Native float32 CPU kernels of the masking stage (``masking_kernel.cpp``), compiled on first use.
+
+The masking model's torch form makes about forty passes over each band element, ten of them ``exp``/``log``; the
+kernel runs each element's whole chain in registers (CSF lookup, the three masking powers, the divisive
+normalisation, D, its psychometric power and the pooling sum of squares) and the mutual masking's 3x3 box filter in
+one pass. It is used for float32 CPU tensors when no gradient is needed and no intermediate stages are requested;
+float64, CUDA, autograd and ``return_stages`` keep the torch code. ``HDRBENCH_NATIVE=0`` turns it off, and where no
+C++ compiler works the torch code runs after one warning (:mod:`hdrbench.nativebuild`).
+
+The values agree with the torch code to float32 rounding (tests/test_metrics_hdrvdp2_native.py); the exponentials
+and logarithms are the kernel's own single-precision polynomials (about 1 ulp).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from pathlib import Path
+
+import torch
+
+from hdrbench import nativebuild
+from hdrbench.nativebuild import NativeBuildError
+
+SOURCE = Path(__file__).with_name("masking_kernel.cpp")
+ABI = 1
+# -fno-trapping-math lets the compiler vectorise floor and the selects of the polynomial exp/log; no -ffast-math: the
+# kernel's arithmetic stays IEEE (no reassociation), so that it follows the torch code's order of operations.
+FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=c++14")
+VARIANTS = (("-march=native", "-fopenmp"), ("-fopenmp",), ("-march=native",), ())
+#: Below this many band elements the kernels run on one thread (starting threads would cost more).
+MIN_PARALLEL = 1 << 14
+
+
+def build(flags: tuple[str, ...] = FLAGS + VARIANTS[0], out_dir: Path | None = None) -> Path:
+    """Compile the kernel with ``flags`` (cached per source, flags and CPU) and return the library's path."""
+    return nativebuild.build(SOURCE, "hdrvdp2_masking", flags, out_dir)
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    if lib.hdrbench_vdp_abi() != ABI:
+        raise NativeBuildError(f"{path} reports interface {lib.hdrbench_vdp_abi()}, expected {ABI}")
+    i64, ptr, dbl, cint, flt = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int, ctypes.c_float
+    lib.hdrbench_vdp_mutual_masking.argtypes = [ptr, ptr, i64, i64, i64, cint, ptr]
+    lib.hdrbench_vdp_mutual_masking.restype = None
+    lib.hdrbench_vdp_band.argtypes = [ptr, ptr, ptr, ptr, i64, flt, ptr, i64, flt, ptr, ptr, i64, ptr, i64, i64, i64,
+                                      i64, dbl, dbl, dbl, dbl, dbl, dbl, cint, cint, ptr, ptr, ptr]
+    lib.hdrbench_vdp_band.restype = cint
+    return lib
+
+
+_LIBRARY = nativebuild.KernelLibrary("native HDR-VDP-2 masking kernel", lambda variant: build(FLAGS + variant),
+                                     _load, VARIANTS)
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, built on first call; None (after one warning) where no build works."""
+    return _LIBRARY.get()
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether the kernels take these tensors: float32 on the CPU, no gradient needed, and the library loads."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
+        return False
+    return library() is not None
+
+
+def _threads(numel: int) -> int:
+    return max(1, torch.get_num_threads()) if numel >= MIN_PARALLEL else 1
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def mutual_masking(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """(N, O, h, w) float32 bands -> box3x3(min(|T|, |R|)) / 9 with zeros outside (``masking.mutual_masking``)."""
+    t, r = t.contiguous(), r.contiguous()
+    m = torch.empty_like(t)
+    h, w = t.shape[-2:]
+    planes = t.numel() // (h * w)
+    library().hdrbench_vdp_mutual_masking(t.data_ptr(), r.data_ptr(), planes, h, w, _threads(t.numel()), m.data_ptr())
+    return m
+
+
+def band(t: torch.Tensor, r: torch.Tensor, m: torch.Tensor, neighbours: list[tuple[torch.Tensor, float]],
+         csf: tuple[torch.Tensor, torch.Tensor] | None, dm: torch.Tensor, i: int, consts,
+         keep_d: bool = False) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] | None:
+    """D (if ``keep_d``), the psychometric band and the pooling sums of band ``i``, or None on float32 overflow.
+
+    Args:
+        t, r, m: (N, O, h, w) test band, reference band and their mutual masking, float32.
+        neighbours: up to two (resized masking (N, 1 or O, h, w), factor) pairs; each adds max(x, 0) * factor to
+            the neighbouring-band masking term.
+        csf: (table row (256,), resized log10 adapting luminance (N, 1, h, w)), or None for the base band (noise 1).
+        dm: (N, 1, h, w) resized pixel difference mask.
+        i: band index (band_norm = 2^i).
+        consts: the metric's constants (mask_p, mask_q, pf, k_self, k_xo, k_xn).
+
+    Returns:
+        ``(D or None, D_psy, sq)`` with ``sq`` the (N, O) float64 sums of (D dm)^2; None when N^(2p) + N_mask^2
+        left float32's range somewhere (the caller then uses the torch code, which falls back to ``hypot``).
+    """
+    n, o, h, w = t.shape
+    t, r, m, dm = t.contiguous(), r.contiguous(), m.contiguous(), dm.contiguous()
+    nb = [(x.contiguous(), float(s)) for x, s in neighbours]
+    if len(nb) > 2:
+        raise ValueError("native.band: at most two neighbouring bands")
+    nb += [(None, 0.0)] * (2 - len(nb))
+    (lo, lo_s), (hi, hi_s) = nb
+    table, log_la = (None, None) if csf is None else (csf[0].contiguous(), csf[1].contiguous())
+    d = torch.empty_like(t) if keep_d else None
+    psy = torch.empty_like(t)
+    sq = torch.empty((n, o), dtype=torch.float64)
+    status = library().hdrbench_vdp_band(
+        t.data_ptr(), r.data_ptr(), m.data_ptr(), _ptr(lo), 0 if lo is None else lo.shape[1], lo_s, _ptr(hi),
+        0 if hi is None else hi.shape[1], hi_s, _ptr(log_la), _ptr(table), 0 if table is None else table.numel(),
+        dm.data_ptr(), n, o, h, w, consts.mask_p, consts.mask_q, consts.pf, math.log(consts.k_self),
+        math.log(consts.k_xo), math.log(consts.k_xn), i, _threads(t.numel()), _ptr(d), psy.data_ptr(), sq.data_ptr())
+    if status != 0:
+        return None
+    return d, psy, sq
