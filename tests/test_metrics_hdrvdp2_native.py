@@ -6,8 +6,12 @@
 | band kernel D, D_psy vs the torch code (float32)          | 2e-5 rel of each value   | the kernel's own exp/log (~1 ulp) against |
 |                                                           | (D_psy: of the max)      | torch's, in exponents up to ~50           |
 | band kernel pooling sums vs torch's float64 sums          | 1e-4 rel                 | the sums of the float32 values above      |
-| whole metric, native vs ``HDRBENCH_NATIVE=0`` (float32)   | Q 1e-4, P_det 1e-5,      | measured on the 30 reference rows: Q 1e-7,|
-|                                                           | P_map 1e-3 abs           | P_det 6e-8, P_map mean 2e-5               |
+| resize: kernel vs banded matrix products (float32)        | 4 ulp of the max         | same taps, another order of the sums      |
+| photoreceptors: kernel vs torch (float32)                 | 2e-6 rel (P: of the max) | own log10 (~1 ulp) and channel-sum order  |
+| whole metric, native vs ``HDRBENCH_NATIVE=0`` (float32)   | Q 1e-3, P_det 5e-5,      | float32 rounding moved through the metric:|
+|                                                           | P_map 1e-3 abs           | on the 30 reference rows Q 2.5e-4, P_det  |
+|                                                           |                          | 5.4e-6, P_map mean 1.2e-5 (float32 vs     |
+|                                                           |                          | float64: Q 3.5e-4)                        |
 | threads: 1 vs 2                                           | D_psy exact, sums 1e-12  | rows split differently; double sums       |
 """
 
@@ -19,7 +23,7 @@ import warnings
 import pytest
 import torch
 
-from hdrbench.metrics.hdrvdp2 import csf, hdrvdp2, masking, native
+from hdrbench.metrics.hdrvdp2 import csf, hdrvdp2, masking, native, photoreceptors, resize
 from hdrbench.metrics.hdrvdp2.constants import constants
 
 pytestmark = pytest.mark.skipif(native.library() is None, reason="the native kernel does not build on this machine")
@@ -125,8 +129,8 @@ def test_whole_metric_native_equals_torch_path(monkeypatch):
     monkeypatch.setenv("HDRBENCH_NATIVE", "0")
     assert not masking.native_usable([test], None)
     want = hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30)
-    assert abs(float(got.Q[0]) - float(want.Q[0])) <= 1e-4
-    assert abs(float(got.P_det[0]) - float(want.P_det[0])) <= 1e-5
+    assert abs(float(got.Q[0]) - float(want.Q[0])) <= 1e-3
+    assert abs(float(got.P_det[0]) - float(want.P_det[0])) <= 5e-5
     torch.testing.assert_close(got.P_map, want.P_map, rtol=0, atol=1e-3)
     assert float(hdrvdp2(ref.clone(), ref, color_encoding="rgb-bt.709", ppd=30).Q[0]) == 100.0  # identical: D = 0
 
@@ -153,3 +157,34 @@ def test_without_a_compiler_the_metric_warns_once_and_uses_the_torch_code(monkey
         again = float(hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30).Q[0])
     assert q == again and math.isfinite(q)
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("shape, size", [((2, 4, 97, 131), (49, 66)), ((1, 1, 49, 66), (97, 131)),
+                                         ((1, 1, 384, 512), (24, 32)), ((3, 5, 17), (9, 40)), ((1, 1, 20, 30), (20, 61))])
+def test_resize_kernel_equals_the_banded_products(monkeypatch, shape, size):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    got = resize.imresize(x, size)
+    monkeypatch.setenv("HDRBENCH_NATIVE", "0")
+    want = resize.imresize(x, size)
+    assert got.shape == want.shape == shape[:-2] + size
+    torch.testing.assert_close(got, want, rtol=0, atol=4 * 1.2e-7 * float(want.abs().max()))
+
+
+def test_resize_taps_are_the_matrix_non_zeros():
+    for n_in, n_out in ((97, 49), (49, 97), (20, 61), (384, 24)):
+        idx, wts, idx_t, wts_t = resize.resize_taps(n_in, n_out)
+        dense = torch.zeros(n_out, n_in, dtype=torch.float64)
+        dense.scatter_add_(1, idx.long(), wts.double())
+        torch.testing.assert_close(dense, torch.from_numpy(resize.resize_matrix_np(n_in, n_out)), rtol=0, atol=1e-7)
+        assert torch.equal(idx_t, idx.t()) and torch.equal(wts_t, wts.t())
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_receptor_kernel_equals_the_torch_code(monkeypatch, channels):
+    g = torch.Generator().manual_seed(channels)
+    x = 10 ** (torch.rand(2, channels, 37, 53, generator=g) * 12 - 7)  # 1e-7 .. 1e5 cd/m^2: both table ends exceeded
+    p, l_adapt = photoreceptors.transduce_with_adaptation(x)
+    monkeypatch.setenv("HDRBENCH_NATIVE", "0")
+    p_want, l_want = photoreceptors.transduce_with_adaptation(x)
+    torch.testing.assert_close(l_adapt, l_want, rtol=2e-6, atol=0)
+    torch.testing.assert_close(p, p_want, rtol=0, atol=2e-6 * float(p_want.abs().max()))

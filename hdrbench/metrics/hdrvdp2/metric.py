@@ -157,13 +157,13 @@ def hdrvdp2(
     with stage("optics", dev):
         l_optics = optics.optics(torch.cat([test, reference], dim=0), float(ppd), float(surround))
     with stage("photoreceptors", dev):
-        r_lmsr = photoreceptors.receptor_responses(l_optics)
         if keep is None:
+            p, l_adapt = photoreceptors.transduce_with_adaptation(l_optics)
             del l_optics
-        l_adapt = photoreceptors.adapting_luminance(r_lmsr)
-        p = photoreceptors.transduce(r_lmsr)
-        if keep is None:
-            del r_lmsr
+        else:
+            r_lmsr = photoreceptors.receptor_responses(l_optics)
+            l_adapt = photoreceptors.adapting_luminance(r_lmsr)
+            p = photoreceptors.transduce(r_lmsr)
         l_mean = l_adapt.mean(dim=(1, 2, 3))
         log_la = torch.log10((0.5 * (l_adapt[:n] + l_adapt[n:])).clamp_(1e-5, 1e5))
         if keep is None:

@@ -1,9 +1,11 @@
-"""Native float32 CPU kernels of the masking stage (``masking_kernel.cpp``), compiled on first use.
+"""Native float32 CPU kernels of HDR-VDP-2 (``kernels.cpp``): the masking stage and the resize, compiled on first use.
 
 The masking model's torch form makes about forty passes over each band element, ten of them ``exp``/``log``; the
 kernel runs each element's whole chain in registers (CSF lookup, the three masking powers, the divisive
 normalisation, D, its psychometric power and the pooling sum of squares) and the mutual masking's 3x3 box filter in
-one pass. It is used for float32 CPU tensors when no gradient is needed and no intermediate stages are requested;
+one pass; the photoreceptor stage (receptor responses, the three transducer lookups, adapting luminance and the
+sums for the means) is one pass per pixel; the MATLAB-compatible bicubic resize (:mod:`.resize`) runs as two passes over its taps instead of banded
+matrix products. They are used for float32 CPU tensors when no gradient is needed and no intermediate stages are requested;
 float64, CUDA, autograd and ``return_stages`` keep the torch code. ``HDRBENCH_NATIVE=0`` turns it off, and where no
 C++ compiler works the torch code runs after one warning (:mod:`hdrbench.nativebuild`).
 
@@ -22,7 +24,7 @@ import torch
 from hdrbench import nativebuild
 from hdrbench.nativebuild import NativeBuildError
 
-SOURCE = Path(__file__).with_name("masking_kernel.cpp")
+SOURCE = Path(__file__).with_name("kernels.cpp")
 ABI = 1
 # -fno-trapping-math lets the compiler vectorise floor and the selects of the polynomial exp/log; no -ffast-math: the
 # kernel's arithmetic stays IEEE (no reassociation), so that it follows the torch code's order of operations.
@@ -34,7 +36,7 @@ MIN_PARALLEL = 1 << 14
 
 def build(flags: tuple[str, ...] = FLAGS + VARIANTS[0], out_dir: Path | None = None) -> Path:
     """Compile the kernel with ``flags`` (cached per source, flags and CPU) and return the library's path."""
-    return nativebuild.build(SOURCE, "hdrvdp2_masking", flags, out_dir)
+    return nativebuild.build(SOURCE, "hdrvdp2_kernels", flags, out_dir)
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -47,6 +49,11 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.hdrbench_vdp_band.argtypes = [ptr, ptr, ptr, ptr, i64, flt, ptr, i64, flt, ptr, ptr, i64, ptr, i64, i64, i64,
                                       i64, dbl, dbl, dbl, dbl, dbl, dbl, cint, cint, ptr, ptr, ptr]
     lib.hdrbench_vdp_band.restype = cint
+    lib.hdrbench_vdp_receptors.argtypes = [ptr, i64, i64, i64, ptr, ptr, ptr, i64, dbl, dbl, cint, ptr, ptr, ptr, ptr]
+    lib.hdrbench_vdp_receptors.restype = cint
+    for name in ("hdrbench_vdp_resize_rows", "hdrbench_vdp_resize_cols"):
+        getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, ptr, i64, i64, cint, ptr]
+        getattr(lib, name).restype = None
     return lib
 
 
@@ -74,6 +81,61 @@ def _threads(numel: int) -> int:
 
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
+
+
+def receptors(img: torch.Tensor, matrix: torch.Tensor, cone: torch.Tensor, rod: torch.Tensor, first: float,
+              step: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The photoreceptor stage of (N, C, H, W) float32 retinal images (C = 1 or 3), one pass per pixel.
+
+    Args:
+        img: retinal image in cd/m^2; matrix: (C, 4) channel -> (L, M, S, rod); cone, rod: transducer tables on
+            log10 L = first + k step.
+
+    Returns:
+        ``(p_cone, p_rod, l_adapt, sums)``: (N, 1, H, W) cone response T(L) + T(M), rod response T(rod) and adapting
+        luminance L + M (float32), and (N, 2) float64 sums of the two responses over each image.
+    """
+    img = img.contiguous()
+    n, c, h, w = img.shape
+    p_c, p_r, l_a = (img.new_empty((n, 1, h, w)) for _ in range(3))
+    sums = torch.empty((n, 2), dtype=torch.float64)
+    m, cone, rod = matrix.float().contiguous(), cone.float().contiguous(), rod.float().contiguous()
+    if rod.numel() != cone.numel():
+        raise ValueError("native.receptors: the cone and rod tables must have the same grid")
+    status = library().hdrbench_vdp_receptors(img.data_ptr(), n, c, h * w, m.data_ptr(), cone.data_ptr(),
+                                              rod.data_ptr(), cone.numel(), float(first), float(step),
+                                              _threads(img.numel()), p_c.data_ptr(), p_r.data_ptr(), l_a.data_ptr(),
+                                              sums.data_ptr())
+    if status != 0:
+        raise ValueError(f"native.receptors: needs 1 or 3 channels, got {c}")
+    return p_c, p_r, l_a, sums
+
+
+def resize_rows(x: torch.Tensor, idx: torch.Tensor, wts: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) float32 -> (..., h, W): ``out[.., y, :] = sum_k wts[y, k] x[.., idx[y, k], :]``.
+
+    ``idx`` (h, K) int32 and ``wts`` (h, K) float32 are the taps of the resize matrix's rows (``resize.resize_taps``).
+    """
+    x = x.contiguous()
+    hh, w = x.shape[-2:]
+    h, k = idx.shape
+    out = x.new_empty(x.shape[:-2] + (h, w))
+    planes = x.numel() // (hh * w) if x.numel() else 0
+    library().hdrbench_vdp_resize_rows(x.data_ptr(), planes, hh, w, idx.data_ptr(), wts.data_ptr(), h, k,
+                                       _threads(out.numel()), out.data_ptr())
+    return out
+
+
+def resize_cols(x: torch.Tensor, idx_t: torch.Tensor, wts_t: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) float32 -> (..., H, w): ``out[.., x] = sum_k wts_t[k, x] in[.., idx_t[k, x]]``; taps (K, w)."""
+    x = x.contiguous()
+    h, ww = x.shape[-2:]
+    k, w = idx_t.shape
+    out = x.new_empty(x.shape[:-1] + (w,))
+    rows = x.numel() // ww if x.numel() else 0
+    library().hdrbench_vdp_resize_cols(x.data_ptr(), rows, 1, ww, idx_t.data_ptr(), wts_t.data_ptr(), w, k,
+                                       _threads(out.numel()), out.data_ptr())
+    return out
 
 
 def mutual_masking(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

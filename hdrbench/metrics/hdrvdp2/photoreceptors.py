@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from . import native
 from .constants import constants
 from .fastmath import gather
 
@@ -110,3 +111,25 @@ def transduce(r_lmsr: torch.Tensor) -> torch.Tensor:
 def adapting_luminance(r_lmsr: torch.Tensor) -> torch.Tensor:
     """(N, 4, H, W) receptor responses -> (N, 1, H, W) adapting luminance ``R_L + R_M``."""
     return r_lmsr[:, 0:1] + r_lmsr[:, 1:2]
+
+
+def transduce_with_adaptation(l_optics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`transduce` and :func:`adapting_luminance` of the receptor responses of ``l_optics`` in one call.
+
+    Args:
+        l_optics: (N, C, H, W) retinal image in cd/m^2.
+
+    Returns:
+        ``(P, L_adapt)``, both (N, 1, H, W). For float32 CPU tensors without gradients the native kernel computes
+        them in one pass per pixel (:func:`native.receptors`; the means in float64); otherwise the torch code.
+    """
+    if not native.usable(l_optics) or l_optics.shape[1] not in (1, 3):
+        r_lmsr = receptor_responses(l_optics)
+        return transduce(r_lmsr), adapting_luminance(r_lmsr)
+    c = constants()
+    m = receptor_matrix(l_optics.shape[1], l_optics.dtype, l_optics.device)
+    cone = _lut("cone", l_optics.dtype, l_optics.device)
+    rod = _lut("rod", l_optics.dtype, l_optics.device)
+    p_c, p_r, l_adapt, sums = native.receptors(l_optics, m, cone, rod, c.pn_first, c.pn_step)
+    mean = (sums / (p_c.shape[-2] * p_c.shape[-1])).to(p_c.dtype)
+    return p_c.sub_(mean[:, 0].view(-1, 1, 1, 1)).add_(p_r.sub_(mean[:, 1].view(-1, 1, 1, 1))), l_adapt

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from . import native
+
 
 def _cubic(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
@@ -103,6 +105,37 @@ def _resize_cols(x: torch.Tensor, n_out: int) -> torch.Tensor:
     return torch.cat([torch.matmul(x[..., c0:c1], b.transpose(0, 1)) for c0, c1, b in blocks], dim=-1)
 
 
+_TAPS_CACHE: dict = {}
+
+
+def resize_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The non-zeros of :func:`resize_matrix_np` as taps for the native kernels (cached per sizes).
+
+    Returns:
+        ``(idx, wts, idx_t, wts_t)``: (n_out, K) int32 input indices and float32 weights of each output sample, in
+        increasing input order, padded with zero weights (index 0) to the longest row's K; and the same transposed
+        to (K, n_out), contiguous, for the column pass.
+    """
+    key = (n_in, n_out)
+    taps = _TAPS_CACHE.get(key)
+    if taps is None:
+        if len(_TAPS_CACHE) > 512:
+            _TAPS_CACHE.clear()
+        mat = resize_matrix_np(n_in, n_out)
+        nz = [np.nonzero(row)[0] for row in mat]
+        k = max(len(c) for c in nz)
+        idx = np.zeros((n_out, k), dtype=np.int32)
+        wts = np.zeros((n_out, k), dtype=np.float32)
+        for r, c in enumerate(nz):
+            idx[r, : len(c)] = c
+            wts[r, : len(c)] = mat[r, c]
+        with torch.inference_mode(False):  # a normal tensor even when first built under torch.inference_mode
+            i_t, w_t = torch.from_numpy(idx), torch.from_numpy(wts)
+            taps = (i_t, w_t, i_t.t().contiguous(), w_t.t().contiguous())
+        _TAPS_CACHE[key] = taps
+    return taps
+
+
 def imresize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize of the last two dimensions, equal to MATLAB ``imresize(x, size)`` (antialiased).
 
@@ -113,11 +146,20 @@ def imresize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     Returns:
         (..., height, width) tensor of the same dtype and device. Identity when the size is unchanged
         (the cubic kernel is 1 at 0 and 0 at the other integers). Rows are resized first, then columns, each
-        as a banded matrix product (:func:`resize_blocks`); the values equal ``A_rows @ x @ A_cols^T`` up to
-        rounding.
+        as a banded matrix product (:func:`resize_blocks`), or for float32 CPU tensors without gradients as the
+        native kernels' sums over each output's taps (:func:`resize_taps`); the values equal
+        ``A_rows @ x @ A_cols^T`` up to rounding.
     """
     h, w = int(size[0]), int(size[1])
     if tuple(x.shape[-2:]) == (h, w):
+        return x
+    if native.usable(x):  # float32 on the CPU without gradients: two passes over the taps (native.py)
+        if x.shape[-2] != h:
+            idx, wts, _, _ = resize_taps(x.shape[-2], h)
+            x = native.resize_rows(x, idx, wts)
+        if x.shape[-1] != w:
+            _, _, idx_t, wts_t = resize_taps(x.shape[-1], w)
+            x = native.resize_cols(x, idx_t, wts_t)
         return x
     if x.shape[-2] != h:
         x = _resize_rows(x, h)

@@ -1,5 +1,5 @@
-// Fused float32 CPU kernels of HDR-VDP-2's masking stage; native.py compiles this file on first use and calls it,
-// and masking.py's torch code computes the same numbers (the tests compare the two).
+// Float32 CPU kernels of HDR-VDP-2: the fused masking stage and the bicubic resize; native.py compiles this file on
+// first use and calls it, and masking.py's and resize.py's torch code computes the same numbers (the tests compare).
 //
 // The torch form makes about forty passes over every band element (ten of them exp/log), each writing a full-size
 // temporary; here each element is read once and its whole chain (CSF lookup, the three masking powers, the
@@ -155,6 +155,77 @@ __attribute__((noinline)) void csf_row(const float* __restrict la, const float* 
   }
 }
 
+// out[:] = sum_k w[k] in[idx[k] * W + :] over K taps, one output row of the row pass (vectorised along the row).
+__attribute__((noinline)) void resize_row_taps(const float* __restrict in, const int32_t* __restrict idx,
+                                               const float* __restrict w, int64_t K, int64_t W,
+                                               float* __restrict out) {
+  const float* src0 = in + static_cast<int64_t>(idx[0]) * W;
+  const float w0 = w[0];
+  for (int64_t x = 0; x < W; ++x) out[x] = w0 * src0[x];
+  for (int64_t k = 1; k < K; ++k) {
+    const float* __restrict src = in + static_cast<int64_t>(idx[k]) * W;
+    const float wk = w[k];
+    for (int64_t x = 0; x < W; ++x) out[x] += wk * src[x];
+  }
+}
+
+// out[x] = sum_k w[k, x] row[idx[k, x]] for x < w_out: one row of the column pass, the taps stored tap-major so that
+// the loop over x vectorises (one gather per tap and vector).
+__attribute__((noinline)) void resize_col_taps(const float* __restrict row, const int32_t* __restrict idx,
+                                               const float* __restrict w, int64_t K, int64_t w_out,
+                                               float* __restrict out) {
+  for (int64_t x = 0; x < w_out; ++x) out[x] = w[x] * row[idx[x]];
+  for (int64_t k = 1; k < K; ++k) {
+    const int32_t* __restrict ik = idx + k * w_out;
+    const float* __restrict wk = w + k * w_out;
+    for (int64_t x = 0; x < w_out; ++x) out[x] += wk[x] * row[ik[x]];
+  }
+}
+
+// matlabPyrTools' pointOp on log10 of the response clamped to the table's [1e-5, 1e5] (photoreceptors.point_op): the
+// interval index clamped to [0, n - 2], linear interpolation (extrapolation outside the grid).
+inline float transducer(float r, const float* __restrict table, const float* __restrict slope, float first,
+                        float inv_step, float last) {
+  const float v = log_f(std::min(std::max(r, 1e-5f), 1e5f)) * 0.434294481903251828f;  // log10
+  const float pos = (v - first) * inv_step;
+  const float idx = std::min(std::max(std::floor(pos), 0.0f), last);
+  const int32_t i = static_cast<int32_t>(idx);
+  return slope[i] * (pos - idx) + table[i];
+}
+
+// One image's pixels [q0, q1): receptor responses R = M^T rgb (L, M, rod), the transducer outputs P_cone = T_c(L) +
+// T_c(M) and P_rod = T_r(rod), the adapting luminance L + M, and the sums of P_cone and P_rod (for the means).
+// C (1 or 3 channels) is a template parameter so that the channel sum unrolls and the pixel loop vectorises.
+template <int C>
+__attribute__((noinline)) void receptors_span(const float* __restrict img, int64_t P, const float* __restrict m,
+                                              const float* __restrict cone, const float* __restrict cone_slope,
+                                              const float* __restrict rod, const float* __restrict rod_slope,
+                                              float first, float inv_step, float last, int64_t q0, int64_t q1,
+                                              float* __restrict p_c, float* __restrict p_r, float* __restrict l_adapt,
+                                              double* sum_c, double* sum_r) {
+  for (int64_t q = q0; q < q1; ++q) {
+    float rl = m[0] * img[q], rm = m[1] * img[q], rr = m[3] * img[q];
+    for (int c = 1; c < C; ++c) {
+      const float v = img[c * P + q];
+      rl += m[c * 4 + 0] * v;
+      rm += m[c * 4 + 1] * v;
+      rr += m[c * 4 + 3] * v;
+    }
+    p_c[q] = transducer(rl, cone, cone_slope, first, inv_step, last) +
+             transducer(rm, cone, cone_slope, first, inv_step, last);
+    p_r[q] = transducer(rr, rod, rod_slope, first, inv_step, last);
+    l_adapt[q] = rl + rm;
+  }
+  double sc = 0.0, sr = 0.0;
+#pragma omp simd reduction(+ : sc, sr)
+  for (int64_t q = q0; q < q1; ++q) {
+    sc += static_cast<double>(p_c[q]);
+    sr += static_cast<double>(p_r[q]);
+  }
+  *sum_c += sc;
+  *sum_r += sr;
+}
+
 }  // namespace
 
 extern "C" {
@@ -304,6 +375,65 @@ int hdrbench_vdp_band(const float* t, const float* r, const float* m, const floa
   int any = 0;
   for (int v : overflow) any |= v;
   return any;
+}
+
+// One pass of the separable resize along the rows: out[p, y, :] = sum_k wts[y, k] in[p, idx[y, k], :], for P planes
+// of (H, W) -> (h, W). idx/wts: (h, K) taps (the non-zeros of the resize matrix's row y, zero-weight padded).
+void hdrbench_vdp_resize_rows(const float* in, int64_t P, int64_t H, int64_t W, const int32_t* idx, const float* wts,
+                              int64_t h, int64_t K, int threads, float* out) {
+  split(P * h, threads, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t p = row / h, y = row % h;
+      resize_row_taps(in + p * H * W, idx + y * K, wts + y * K, K, W, out + row * W);
+    }
+  });
+}
+
+// The same along the columns: out[p, y, x] = sum_k wts[k, x] in[p, y, idx[k, x]], (H, W) -> (H, w); idx/wts: (K, w).
+void hdrbench_vdp_resize_cols(const float* in, int64_t P, int64_t H, int64_t W, const int32_t* idx, const float* wts,
+                              int64_t w, int64_t K, int threads, float* out) {
+  split(P * H, threads, [&](int, int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) resize_col_taps(in + row * W, idx, wts, K, w, out + row * w);
+  });
+}
+
+// The photoreceptor stage (photoreceptors.receptor_responses, adapting_luminance and transduce before the mean
+// removal) for N images of C channels and P pixels: p_c, p_r, l_adapt are (N, P); sums (N, 2) receive the sums of
+// p_c and p_r over each image. m: (C, 4) channel -> (L, M, S, rod) matrix; tables: n_tab values on log10 L =
+// first + k step. C must be 1 or 3 (returns 1 otherwise, else 0).
+int hdrbench_vdp_receptors(const float* img, int64_t N, int64_t C, int64_t P, const float* m, const float* cone,
+                            const float* rod, int64_t n_tab, double first, double step, int threads, float* p_c,
+                            float* p_r, float* l_adapt, double* sums) {
+  if (C != 1 && C != 3) return 1;
+  std::vector<float> cone_slope(n_tab - 1), rod_slope(n_tab - 1);
+  for (int64_t k = 0; k + 1 < n_tab; ++k) {  // table[1:] - table[:-1], as the torch code
+    cone_slope[k] = cone[k + 1] - cone[k];
+    rod_slope[k] = rod[k + 1] - rod[k];
+  }
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, N * P / 4096 + 1)));
+  std::vector<double> part(static_cast<size_t>(nt) * N * 2, 0.0);
+  const float ffirst = static_cast<float>(first), inv_step = static_cast<float>(1.0 / step);
+  const float last = static_cast<float>(n_tab - 2);
+  split(N * P, nt, [&](int tid, int64_t r0, int64_t r1) {
+    while (r0 < r1) {  // the range may span images: one call per image part
+      const int64_t n = r0 / P, q0 = r0 % P, q1 = std::min(P, q0 + (r1 - r0));
+      double* acc = part.data() + (static_cast<size_t>(tid) * N + n) * 2;
+      if (C == 3) {
+        receptors_span<3>(img + n * C * P, P, m, cone, cone_slope.data(), rod, rod_slope.data(), ffirst, inv_step,
+                          last, q0, q1, p_c + n * P, p_r + n * P, l_adapt + n * P, acc, acc + 1);
+      } else {
+        receptors_span<1>(img + n * C * P, P, m, cone, cone_slope.data(), rod, rod_slope.data(), ffirst, inv_step,
+                          last, q0, q1, p_c + n * P, p_r + n * P, l_adapt + n * P, acc, acc + 1);
+      }
+      r0 += q1 - q0;
+    }
+  });
+  for (int64_t k = 0; k < N * 2; ++k) {
+    double v = 0.0;
+    for (int t = 0; t < nt; ++t) v += part[static_cast<size_t>(t) * N * 2 + k];
+    sums[k] = v;
+  }
+  return 0;
 }
 
 }  // extern "C"
