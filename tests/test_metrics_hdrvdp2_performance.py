@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from hdrbench.metrics.hdrvdp2 import hdrvdp2, masking, profiling, pyramid
+from hdrbench.metrics.hdrvdp2 import hdrvdp2, masking, native, profiling, pyramid
 from hdrbench.metrics.hdrvdp2.resize import imresize, resize_matrix_np
 
 
@@ -82,6 +82,7 @@ def test_bench_reports_time_memory_and_ratio_per_size(tmp_path):
         assert float(r["wall_s_per_pair"]) > 0 and float(r["pixels_per_s"]) > 0
         assert float(r["peak_rss_increase_mb"]) > 0  # measured in a fresh subprocess (Linux VmHWM)
         assert r["speedup_vs_reference_wall"] == ""  # the reference's time is known for 512x384 only
+        assert r["native_kernels"] == native.status()  # whether the float32 kernels ran is part of the row
 
 
 def test_fft_floor_replays_the_metrics_transforms_and_restores_torch_fft(tmp_path, capsys):

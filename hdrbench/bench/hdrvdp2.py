@@ -260,10 +260,14 @@ def main(args: argparse.Namespace) -> int:
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes:
         raise InputError("bench hdrvdp2: --sizes is empty")
+    from hdrbench.metrics.hdrvdp2 import native
+
     threads = torch.get_num_threads()
+    native_status = native.status()
     cuda = _cuda_report(args)
     print("reference time: 1.2 s per pair at 512x384 (original HDR-VDP 2.2.2 on 2 CPU cores; a constant, not measured)")
-    print(f"torch threads: {threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r}")
+    print(f"torch threads: {threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')!r}, "
+          f"native float32 kernels: {native_status}")
 
     cpu = torch.device("cpu")
     pairs = {s: _pair(1, s[0], s[1], torch.float32, cpu) for s in sizes}
@@ -314,6 +318,7 @@ def main(args: argparse.Namespace) -> int:
             "cuda_pairs_per_s": round(cuda["pairs_per_s"], 3) if cuda else "",
             "cuda_peak_mb_per_mpix": round(cuda["peak_mb_per_mpix"], 1) if cuda else "",
             "cuda_note": "" if cuda else "no CUDA device: not measured",
+            "native_kernels": native_status,
         }
         path = append_result("hdrvdp2", row, out=args.out)
         ref_txt = f", {ref_s / s32:.1f}x the reference's {ref_s:.1f} s (goal {GOAL_SPEEDUP:.0f}x)" if ref_s else ""

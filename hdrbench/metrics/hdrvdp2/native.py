@@ -44,6 +44,7 @@ def _load(path: Path) -> ctypes.CDLL:
     if lib.hdrbench_vdp_abi() != ABI:
         raise NativeBuildError(f"{path} reports interface {lib.hdrbench_vdp_abi()}, expected {ABI}")
     i64, ptr, dbl, cint, flt = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int, ctypes.c_float
+    lib.hdrbench_vdp_openmp.restype = cint
     lib.hdrbench_vdp_mutual_masking.argtypes = [ptr, ptr, i64, i64, i64, cint, ptr]
     lib.hdrbench_vdp_mutual_masking.restype = None
     lib.hdrbench_vdp_band.argtypes = [ptr, ptr, ptr, ptr, i64, flt, ptr, i64, flt, ptr, ptr, i64, ptr, i64, i64, i64,
@@ -64,6 +65,17 @@ _LIBRARY = nativebuild.KernelLibrary("native HDR-VDP-2 masking kernel", lambda v
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, built on first call; None (after one warning) where no build works."""
     return _LIBRARY.get()
+
+
+def status() -> str:
+    """How the float32 CPU path runs, for benchmark rows: "on (OpenMP)", "on (1 thread)", "off (HDRBENCH_NATIVE=0)"
+    or "unavailable" (no working compiler; the torch code runs)."""
+    if not nativebuild.enabled():
+        return "off (HDRBENCH_NATIVE=0)"
+    lib = library()
+    if lib is None:
+        return "unavailable"
+    return "on (OpenMP)" if lib.hdrbench_vdp_openmp() else "on (1 thread)"
 
 
 def usable(*tensors: torch.Tensor) -> bool:
