@@ -201,36 +201,32 @@ def hdrvdp2(
     psy: list = []
     if masking.native_usable(bands, keep):
         # float32 on the CPU without gradients: one fused kernel per band (CSF lookup, masking, D, psychometric band
-        # and the Q sums of squares; masking.iter_band_squares_native).
+        # and the Q sums of squares; masking.iter_band_squares_native), which yields the sums instead of D.
         def csf_inputs(i: int):
             return None if i == len(bands) - 1 else csf.band_inputs(table[i], log_la, tuple(bands[i].shape[-2:]))
 
-        sq_iter = masking.iter_band_squares_native(bands, n, noise, csf_inputs, diff_mask)
-        while True:
-            with stage("masking", dev):
-                item = next(sq_iter, None)
-            if item is None:
-                break
-            i, sq, d_psy = item
-            with stage("pooling", dev):
-                terms[:, i, : sq.shape[1]] = pooling.band_term_from_squares(sq, tuple(d_psy.shape[-2:]),
-                                                                            float(weights[i]))
-            psy.append(d_psy)
-            del sq, d_psy, item
+        items = masking.iter_band_squares_native(bands, n, noise, csf_inputs, diff_mask)
+
+        def band_terms(i: int, sq: torch.Tensor, d_psy: torch.Tensor) -> torch.Tensor:
+            return pooling.band_term_from_squares(sq, tuple(d_psy.shape[-2:]), float(weights[i]))
     else:
         # The masking also yields each band's psychometric version (sign_pow(D / band_norm, pf) band_norm), which it
         # derives from the logarithms it already has when no gradient is needed.
-        d_iter = masking.iter_visible_differences(bands, n, noise, keep, psychometric=True)
-        while True:
-            with stage("masking", dev):
-                item = next(d_iter, None)
-            if item is None:
-                break
-            i, d, d_psy = item
-            with stage("pooling", dev):
-                terms[:, i, : d.shape[1]] = pooling.band_term(d, diff_mask, float(weights[i]))
-            psy.append(d_psy)
-            del d, d_psy, item
+        items = masking.iter_visible_differences(bands, n, noise, keep, psychometric=True)
+
+        def band_terms(i: int, d: torch.Tensor, d_psy: torch.Tensor) -> torch.Tensor:
+            return pooling.band_term(d, diff_mask, float(weights[i]))
+    while True:
+        with stage("masking", dev):
+            item = next(items, None)
+        if item is None:
+            break
+        i, x, d_psy = item  # x: the band's D (torch code) or its sums of squares (kernel)
+        with stage("pooling", dev):
+            t = band_terms(i, x, d_psy)
+            terms[:, i, : t.shape[1]] = t
+        psy.append(d_psy)
+        del x, d_psy, item, t
     del bands
     with stage("pooling", dev):
         q = pooling.quality(terms)
