@@ -54,5 +54,6 @@ def test_wheel_ships_recipes_cards_and_package_data(tmp_path):
     assert "hdrbench/cli.py" in names
     # HDR-VDP's constants are data, not code: without them the metric cannot load from an installed wheel.
     assert "hdrbench/metrics/hdrvdp2/constants.json" in names
-    # The synthesis layer's native kernel is compiled from its source on first use, on the user's machine.
+    # The native kernels (synthesis layer, HDR-VDP-2) are compiled from their sources on first use, on the user's machine.
     assert "hdrbench/imaging/synthesis/log_merge_kernel.cpp" in names
+    assert "hdrbench/metrics/hdrvdp2/kernels.cpp" in names
