@@ -377,7 +377,10 @@ def _hdrvdp2_lines() -> list[str]:
         "per pair, pixels/s, the peak memory (per megapixel) and the ratio to the reference implementation's 1.2 s",
         "per pair at 512x384 on 2 CPU cores, and with CUDA pairs/s for a batch of 16 at 1024x768; rows go to",
         "`results/bench-hdrvdp2.csv`. Time and memory grow linearly with the pixels; the stage-by-stage profile",
-        "and the peak memory per megapixel are in `docs/hdrvdp2-performance.md`.",
+        "and the peak memory per megapixel are in `docs/hdrvdp2-performance.md`. In float32 on the CPU (the evaluation",
+        "harness's setting) the masking, resize and photoreceptor stages run as native C++ kernels compiled on first use;",
+        "they agree with the torch code to float32 rounding (Q within 2.5e-4 on the 30 reference rows) and float64 runs",
+        "the torch code unchanged.",
         "",
     ]
 
