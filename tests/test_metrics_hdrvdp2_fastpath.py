@@ -6,6 +6,7 @@
 | ``pow_via_log`` vs ``torch.pow``, float32        | 2e-5 rel             | the same with float32's eps: ~3e-6, margin |
 | ``gather`` vs indexing, receptor product         | exact / 1e-15 rel    | same values; order of three additions      |
 | optics FFT vs the plain 2x-canvas ``rfft2``      | 1e-12 abs (values ~1)| FFT rounding in float64                    |
+| optics column blocks vs one block                | exact (grad 1e-12)   | independent column transforms              |
 | masking D, D_psy: fast vs autograd, float64      | 1e-12 rel of the max | logs and exps instead of pow: rounding     |
 | masking D, D_psy: fast vs autograd, float32      | 1e-4 rel of the max  | exp(q ln x) in float32, exponents to ~50   |
 | whole metric: no-grad vs autograd path, float64  | Q 1e-10, maps 1e-10  | the masking's rounding propagated to Q     |
@@ -76,6 +77,23 @@ def test_optics_fft_equals_plain_canvas_fft(grad):
     if grad:  # the canvas is written with differentiable operations on the autograd path
         (dx,) = torch.autograd.grad(got.sum(), x)
         assert torch.isfinite(dx).all() and float(dx.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_optics_column_blocks_give_the_same_values(monkeypatch, grad):
+    # The column transforms are independent, so any block size gives the values of one whole-canvas transform.
+    g = torch.Generator().manual_seed(5)
+    h, w = 21, 30
+    x = torch.rand(2, 3, h, w, generator=g, dtype=torch.float64).requires_grad_(grad)
+    filt = optics.mtf_filter(h, w, 30.0, torch.float64, torch.device("cpu"))
+    whole = optics.fast_conv_fft(x, filt, 0.25)  # 31 spectrum columns: one block of the default 256
+    monkeypatch.setattr(optics, "COLUMN_BLOCK", 4)
+    blocked = optics.fast_conv_fft(x, filt, 0.25)
+    assert torch.equal(blocked.detach(), whole.detach())
+    if grad:
+        (d_whole,) = torch.autograd.grad(whole.sum(), x)
+        (d_blocked,) = torch.autograd.grad(blocked.sum(), x)
+        torch.testing.assert_close(d_blocked, d_whole, rtol=0, atol=1e-12)
 
 
 def _bands(dtype, grad: bool, scale: float = 1.0):
