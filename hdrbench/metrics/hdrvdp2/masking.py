@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from . import native
+from . import native, pooling
 from .constants import constants
 from .fastmath import log_pow_, needs_grad
 from .resize import imresize
@@ -53,6 +53,33 @@ def _pick_orientations(m: torch.Tensor, n_orient: int) -> torch.Tensor:
     if k == 1:
         return m.expand(-1, n_orient, -1, -1)
     return m[:, :n_orient]
+
+
+def _neighbours(i: int, n_bands: int, n_orient: int, below: Callable[[], torch.Tensor],
+                above: Callable[[], torch.Tensor]) -> list[tuple[torch.Tensor, float]]:
+    """The mutual masking of the bands that mask band ``i``, each with the divisor of its term, not yet resized.
+
+    Band i-1 (``below()``) divides by band_norm / 2 when i > 0; band i+1 (``above()``) by 2 band_norm unless it is the
+    base band. Each keeps the neighbour's first ``n_orient`` orientations, or its single one, not expanded (it stands
+    in for every orientation: MATLAB's ``min(o, count)``).
+    """
+    band_norm = 2.0**i
+    out = []
+    if i > 0:
+        out.append((below(), band_norm / 2.0))
+    if i < n_bands - 2:
+        out.append((above(), band_norm * 2.0))
+    return [(m if m.shape[1] == 1 else m[:, :n_orient], div) for m, div in out]
+
+
+def _neighbour_term(resized: list[tuple[torch.Tensor, float]], n_orient: int, like: torch.Tensor) -> torch.Tensor:
+    """xn = sum of max(m, 0) / divisor over the resized neighbours (:func:`_neighbours`), with ``n_orient``
+    orientations; zeros like ``like`` for a pyramid with only the high-pass and base bands."""
+    xn = None
+    for m, div in resized:
+        term = _pick_orientations(m, n_orient).clamp_min(0.0).div_(div)
+        xn = term if xn is None else xn.add_(term)
+    return torch.zeros_like(like) if xn is None else xn
 
 
 def iter_visible_differences(
@@ -98,15 +125,10 @@ def iter_visible_differences(
         size = tuple(t.shape[-2:])
         self_m = mutual(i)
         xo = (self_m.sum(dim=1, keepdim=True) - self_m).clamp_min_(0.0)
-        xn = None
-        if i > 0:
-            xn = imresize(_pick_orientations(mm.pop(i - 1), n_orient), size).clamp_min(0.0).div_(band_norm / 2.0)
-        if i < n_bands - 2:
-            up = imresize(_pick_orientations(mutual(i + 1), n_orient), size).clamp_min(0.0).div_(band_norm * 2.0)
-            xn = up if xn is None else xn.add_(up)
-            del up
-        if xn is None:  # a pyramid with only the high-pass and base bands
-            xn = torch.zeros_like(self_m)
+        neighbours = _neighbours(i, n_bands, n_orient, lambda: mm.pop(i - 1), lambda: mutual(i + 1))
+        xn = _neighbour_term([(imresize(_pick_orientations(x, n_orient), size), div) for x, div in neighbours],
+                             n_orient, self_m)
+        del neighbours
         nz = noise(i)
         diff = t - r
         if stages is None:
@@ -169,29 +191,20 @@ def iter_band_squares_native(
 
     for i in range(n_bands):
         t, r = bands[i][:n], bands[i][n:]
-        band_norm = 2.0**i
         n_orient = t.shape[1]
         size = tuple(t.shape[-2:])
         self_m = mutual(i)
-        # Neighbouring bands' masking at this band's size, with the factor that divides it. A neighbour with one
-        # orientation is resized once and stands in for every orientation inside the kernel.
-        neighbours = []
-        if i > 0:
-            below = mm.pop(i - 1)
-            neighbours.append((imresize(below if below.shape[1] == 1 else below[:, :n_orient], size), band_norm / 2.0))
-        if i < n_bands - 2:
-            above = mutual(i + 1)
-            neighbours.append((imresize(above if above.shape[1] == 1 else above[:, :n_orient], size), band_norm * 2.0))
+        # Neighbouring bands' masking at this band's size. A neighbour with one orientation is resized once and
+        # stands in for every orientation inside the kernel.
+        neighbours = [(imresize(x, size), div)
+                      for x, div in _neighbours(i, n_bands, n_orient, lambda: mm.pop(i - 1), lambda: mutual(i + 1))]
         dm = imresize(diff_mask, size)
         out = native.band(t, r, self_m, [(x, 1.0 / div) for x, div in neighbours], csf_inputs(i), dm, i, c)
         if out is None:  # float32 overflow of the normalisation: the torch code with its hypot fallback
             xo = (self_m.sum(dim=1, keepdim=True) - self_m).clamp_min_(0.0)
-            xn = torch.zeros_like(self_m)
-            for x, div in neighbours:
-                xn = xn + _pick_orientations(x, n_orient).clamp_min(0.0).div_(div)
+            xn = _neighbour_term(neighbours, n_orient, self_m)
             d, d_psy, _ = _differences_fast(t - r, self_m, xo, xn, noise(i), i, True, keep_n_mask=False)
-            sq = torch.cat([(d[:, o : o + 1] * dm).to(torch.float64).square().sum(dim=(-2, -1))
-                            for o in range(n_orient)], dim=1)
+            sq = pooling.band_squares(d, dm)
         else:
             _, d_psy, sq = out
         del t, r, self_m, neighbours, dm, out

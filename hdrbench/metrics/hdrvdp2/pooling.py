@@ -45,13 +45,19 @@ def band_term(d: torch.Tensor, diff_mask: torch.Tensor, weight: float) -> torch.
         (N, O) float64 terms.
     """
     dm = imresize(diff_mask, tuple(d.shape[-2:]))
-    # One orientation at a time: the float64 copy is then a quarter of the band (same sums per orientation).
+    return band_term_from_squares(band_squares(d, dm), tuple(d.shape[-2:]), weight)
+
+
+def band_squares(d: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
+    """(N, O) float64 sums over the band of D_p^2 = (D dm)^2, for (N, O, h, w) ``d`` and the difference mask ``dm``
+    already resized to the band, (N, 1, h, w). One orientation at a time: the float64 copy is then a quarter of the
+    band (same sums per orientation)."""
     sq = []
     for o in range(d.shape[1]):
         dp = (d[:, o : o + 1] * dm).to(torch.float64)
         sq.append((dp * dp).sum(dim=(-2, -1)))
         del dp
-    return band_term_from_squares(torch.cat(sq, dim=1), tuple(d.shape[-2:]), weight)
+    return torch.cat(sq, dim=1)
 
 
 def band_term_from_squares(sq: torch.Tensor, size: tuple[int, int], weight: float) -> torch.Tensor:
