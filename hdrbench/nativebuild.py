@@ -30,6 +30,9 @@ from hdrbench.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
+#: Flag variants tried in this order: OpenMP and the machine's vector instructions, then without either.
+VARIANTS: tuple[tuple[str, ...], ...] = (("-march=native", "-fopenmp"), ("-fopenmp",), ("-march=native",), ())
+
 
 class NativeBuildError(RuntimeError):
     """A kernel could not be compiled or loaded (the message says why)."""
@@ -110,11 +113,11 @@ class KernelLibrary:
         build_variant: ``build_variant(extra_flags) -> Path``, compiling the source with one variant's flags.
         load: ``load(path) -> CDLL``, loading a built library and declaring its functions (raises
             :class:`NativeBuildError` or ``OSError``/``AttributeError`` for an unusable file).
-        variants: the extra flags to try, in order.
+        variants: the extra flags to try, in order (default :data:`VARIANTS`).
     """
 
     def __init__(self, what: str, build_variant: Callable[[tuple[str, ...]], Path],
-                 load: Callable[[Path], ctypes.CDLL], variants: tuple[tuple[str, ...], ...]):
+                 load: Callable[[Path], ctypes.CDLL], variants: tuple[tuple[str, ...], ...] = VARIANTS):
         self.what, self.build_variant, self.load, self.variants = what, build_variant, load, variants
         self.state: dict = {}  # "lib": CDLL | None, once tried
         self._lock = threading.Lock()

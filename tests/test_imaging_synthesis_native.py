@@ -148,7 +148,7 @@ def test_unknown_weight_code_is_refused_by_the_kernel(native_lib):
 
 
 def test_failed_build_warns_once_and_the_layer_still_merges(monkeypatch, tmp_path):
-    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setattr(native._LIBRARY, "state", {})
     monkeypatch.setenv("HDRBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     stack = _stack()
@@ -163,7 +163,7 @@ def test_failed_build_warns_once_and_the_layer_still_merges(monkeypatch, tmp_pat
 
 
 def test_environment_switch_turns_the_kernels_off(monkeypatch):
-    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setattr(native._LIBRARY, "state", {})
     monkeypatch.setenv("HDRBENCH_NATIVE", "0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -1,4 +1,4 @@
-"""HDR-VDP-2's native float32 masking kernel equals the torch code it replaces, and the metric falls back without it.
+"""HDR-VDP-2's native float32 kernels equal the torch code they replace, and the metric falls back without them.
 
 | check                                                     | tolerance                | why                                       |
 |-----------------------------------------------------------|--------------------------|-------------------------------------------|
@@ -150,7 +150,7 @@ def test_without_a_compiler_the_metric_warns_once_and_uses_the_torch_code(monkey
     monkeypatch.setenv("HDRBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     test, ref = _pair(6)
-    with pytest.warns(RuntimeWarning, match="native HDR-VDP-2 masking kernel unavailable.*no-such-compiler"):
+    with pytest.warns(RuntimeWarning, match="native HDR-VDP-2 kernels unavailable.*no-such-compiler"):
         q = float(hdrvdp2(test, ref, color_encoding="rgb-bt.709", ppd=30).Q[0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not again

@@ -33,7 +33,7 @@ SOURCE = Path(__file__).with_name("log_merge_kernel.cpp")
 ABI = 4
 FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=c++14")
 #: Tried in this order: OpenMP and the machine's vector gathers, then without either.
-VARIANTS = (("-march=native", "-fopenmp"), ("-fopenmp",), ("-march=native",), ())
+VARIANTS = nativebuild.VARIANTS
 WEIGHT_CODES = {"all": 0, "hat": 1, "box": 2, "deb97": 3, "robertson": 4}
 #: Below this many stack elements the kernels run on one thread (starting threads would cost more).
 MIN_PARALLEL = 1 << 16
@@ -64,14 +64,12 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-_LIBRARY = nativebuild.KernelLibrary("native synthesis kernel", lambda variant: build(FLAGS + variant),
-                                     lambda path: _load(path), VARIANTS)
-_STATE = _LIBRARY.state  # "lib": CDLL | None, once tried
+_LIBRARY = nativebuild.KernelLibrary("native synthesis kernel", lambda variant: build(FLAGS + variant), _load,
+                                     VARIANTS)
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, built on first call; None (after one warning) where no build works."""
-    _LIBRARY.state = _STATE  # the module's state dict (tests replace it to force a fresh attempt)
     return _LIBRARY.get()
 
 

@@ -29,7 +29,7 @@ ABI = 1
 # -fno-trapping-math lets the compiler vectorise floor and the selects of the polynomial exp/log; no -ffast-math: the
 # kernel's arithmetic stays IEEE (no reassociation), so that it follows the torch code's order of operations.
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=c++14")
-VARIANTS = (("-march=native", "-fopenmp"), ("-fopenmp",), ("-march=native",), ())
+VARIANTS = nativebuild.VARIANTS
 #: Below this many band elements the kernels run on one thread (starting threads would cost more).
 MIN_PARALLEL = 1 << 14
 
@@ -58,8 +58,8 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-_LIBRARY = nativebuild.KernelLibrary("native HDR-VDP-2 masking kernel", lambda variant: build(FLAGS + variant),
-                                     _load, VARIANTS)
+_LIBRARY = nativebuild.KernelLibrary("native HDR-VDP-2 kernels", lambda variant: build(FLAGS + variant), _load,
+                                     VARIANTS)
 
 
 def library() -> ctypes.CDLL | None:
