@@ -318,18 +318,19 @@ int hdrbench_vdp_band(const float* t, const float* r, const float* m, const floa
     float* __restrict prod = dbuf + w;      // D times the difference mask
     double* acc = partial.data() + static_cast<size_t>(tid) * N * O;
     int of = 0;
+    if (log_la == nullptr) {  // the base band: the per-pixel parts are the same constants in every row
+      for (int64_t x = 0; x < w; ++x) {
+        np2[x] = base_np;
+        pc_self[x] = c_self;
+        pc_xo[x] = c_xo;
+        pc_xn[x] = c_xn;
+      }
+    }
     for (int64_t row = r0; row < r1; ++row) {
       const int64_t n = row / h, y = row % h;
       const int64_t pix = n * plane + y * w;  // offset of the row in a (N, 1, h, w) plane
       if (log_la != nullptr) {
         csf_row(log_la + pix, lut, lut_size, fp, fq, c_self, c_xo, c_xn, w, np2, pc_self, pc_xo, pc_xn);
-      } else {
-        for (int64_t x = 0; x < w; ++x) {
-          np2[x] = base_np;
-          pc_self[x] = c_self;
-          pc_xo[x] = c_xo;
-          pc_xn[x] = c_xn;
-        }
       }
       for (int64_t x = 0; x < w; ++x) msum[x] = 0.0f;
       for (int64_t o = 0; o < O; ++o) {
